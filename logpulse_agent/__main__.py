@@ -1,0 +1,3 @@
+from logpulse_agent.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""Masking of credentials in anything that may reach a log, a status file or an error message."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Agent tokens are ``AGT_`` + base64url, bootstrap tokens ``EBT_`` + base64url. Anything that
+# starts like one is masked, whatever follows, so a truncated token is masked too.
+TOKEN_RE = re.compile(r"\b(AGT|EBT)_[A-Za-z0-9_\-]+")
+BEARER_RE = re.compile(r"(?i)(bearer\s+)\S+")
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every agent or bootstrap token and bearer credential masked."""
+    text = TOKEN_RE.sub(lambda m: f"{m.group(1)}_***", text)
+    return BEARER_RE.sub(r"\1***", text)
+
+
+def redact_value(value: Any) -> Any:
+    """Redact strings inside ``value`` (nested dicts, lists and tuples), leaving the shape."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v) for v in value)
+    return value
