@@ -133,7 +133,9 @@ def load_settings(
     ``config_file`` (or ``LOGPULSE_CONFIG``) must exist when given explicitly; the default
     ``/etc/logpulse-agent/agent.yaml`` may be absent.
     """
-    explicit = config_file or (Path(environ["LOGPULSE_CONFIG"]) if environ.get("LOGPULSE_CONFIG") else None)
+    explicit = config_file
+    if explicit is None and environ.get("LOGPULSE_CONFIG"):
+        explicit = Path(environ["LOGPULSE_CONFIG"])
     raw: dict[str, Any] = _read_file(explicit or DEFAULT_CONFIG_FILE, required=explicit is not None)
     for key, var in ENV_VARS.items():
         if var in environ:
@@ -154,7 +156,7 @@ def load_settings(
 
 
 def default_vector_bin(environ: Mapping[str, str] = os.environ) -> str:
-    """The bundled Vector when installed, else ``vector`` found on ``PATH`` (or plain ``vector``)."""
+    """The bundled Vector when installed, else ``vector`` found on ``PATH``."""
     if BUNDLED_VECTOR.exists():
         return str(BUNDLED_VECTOR)
     return shutil.which("vector", path=environ.get("PATH")) or "vector"
@@ -183,7 +185,8 @@ def check_url(key: str, url: str, allow_insecure_http: bool) -> bool:
         return False
     if not allow_insecure_http:
         raise SettingsError(
-            key, url,
+            key,
+            url,
             "plain http:// is refused for non-loopback hosts (tokens would travel in clear text); "
             "use https:// or set allow_insecure_http",
         )
