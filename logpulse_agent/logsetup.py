@@ -1,0 +1,105 @@
+"""structlog set-up: JSON lines when stderr is not a terminal, readable console lines on one,
+and the same events as JSON lines in ``log_dir/agent.log`` (size-rotated).
+
+Every event passes :func:`redact_processor` first, so a token that slipped into a field or an
+exception text is masked before any renderer sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from logpulse_agent.redact import redact, redact_value
+
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
+
+
+def redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Mask tokens in every value, including rendered exception text."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = redact_value(value)
+    return event_dict
+
+
+def _redact_rendered(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    # format_exc_info turns exc_info into text; mask whatever it produced.
+    if isinstance(event_dict.get("exception"), str):
+        event_dict["exception"] = redact(event_dict["exception"])
+    return event_dict
+
+
+def configure_logging(
+    log_dir: Path | None,
+    *,
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    console: bool | None = None,
+) -> None:
+    """Route structlog (and stdlib logging) to ``stream`` and to ``log_dir/agent.log``.
+
+    ``console`` forces the readable renderer on or off; by default it follows ``isatty()``.
+    """
+    stream = stream or sys.stderr
+    if console is None:
+        console = stream.isatty()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_processor,
+    ]
+    json_renderer = [
+        structlog.processors.format_exc_info,
+        _redact_rendered,
+        structlog.processors.JSONRenderer(),
+    ]
+    stream_handler = logging.StreamHandler(stream)
+    stream_handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([structlog.dev.ConsoleRenderer(colors=False)] if console else json_renderer),
+            ],
+        )
+    )
+    handlers: list[logging.Handler] = [stream_handler]
+    if log_dir is not None:
+        log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_dir / "agent.log", maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+        )
+        file_handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=shared,
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *json_renderer,
+                ],
+            )
+        )
+        handlers.append(file_handler)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    # httpx logs every request at INFO with the URL; keep it quiet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,78 @@
+"""Pure config-sync decisions."""
+
+from __future__ import annotations
+
+import random
+
+from logpulse_agent.config_decisions import (
+    Plan,
+    Watch,
+    crash_loop,
+    jittered,
+    plan_update,
+    retry_ceiling,
+    should_poll_now,
+    survived,
+)
+from logpulse_agent.state import AppliedConfig, RejectedConfig
+
+APPLIED = AppliedConfig(version=3, etag="sha256:aaa")
+
+
+class TestPlanUpdate:
+    def test_new_content_is_applied(self) -> None:
+        """A new etag goes through validation and reload."""
+        assert plan_update(4, "sha256:bbb", False, APPLIED, None) is Plan.APPLY
+
+    def test_rejected_version_is_not_validated_again(self) -> None:
+        """The same bad version/etag is skipped at every later poll."""
+        rejected = RejectedConfig(4, "sha256:bbb", "bad", "t")
+        assert plan_update(4, "sha256:bbb", False, APPLIED, rejected) is Plan.SKIP_REJECTED
+
+    def test_rejected_etag_under_a_new_version_is_tried_again(self) -> None:
+        """An operator re-saving the group gives the config another chance."""
+        rejected = RejectedConfig(4, "sha256:bbb", "bad", "t")
+        assert plan_update(5, "sha256:bbb", False, APPLIED, rejected) is Plan.APPLY
+
+    def test_same_bytes_under_a_new_version_only_records_it(self) -> None:
+        """A group rename changes the version but not the YAML: no reload."""
+        assert plan_update(4, "sha256:aaa", False, APPLIED, None) is Plan.RECORD_ONLY
+
+    def test_empty_config_stops_vector(self) -> None:
+        """`{}` means no enabled inputs."""
+        assert plan_update(4, "sha256:e", True, APPLIED, None) is Plan.STOP
+
+
+class TestCrashWatch:
+    def test_three_exits_make_a_crash_loop(self) -> None:
+        """Two exits may be bad luck; three right after an apply blame the config."""
+        assert not crash_loop(2)
+        assert crash_loop(3)
+
+    def test_a_quiet_window_promotes_the_config(self) -> None:
+        """Surviving the whole window makes a config last-known-good."""
+        watch = Watch(4, "e", since=100.0)
+        assert not survived(watch, 150.0, 60.0, 0)
+        assert survived(watch, 160.0, 60.0, 1)
+        assert not survived(watch, 160.0, 60.0, 3)
+
+
+class TestTiming:
+    def test_jitter_stays_within_ten_percent(self) -> None:
+        """Poll and heartbeat intervals vary by at most ±10 %."""
+        rng = random.Random(1)
+        values = [jittered(10.0, rng) for _ in range(1000)]
+        assert min(values) >= 9.0 and max(values) <= 11.0
+        assert max(values) - min(values) > 1.0
+
+    def test_retry_ceiling_is_five_minutes_at_default_poll(self) -> None:
+        """The ceiling is 300 s at the default interval and scales down for short ones."""
+        assert retry_ceiling(10.0) == 300.0
+        assert retry_ceiling(60.0) == 300.0
+        assert retry_ceiling(0.1) == 3.0
+
+    def test_heartbeat_ahead_of_applied_triggers_a_poll(self) -> None:
+        """configVersion above the applied one means poll now."""
+        assert should_poll_now(4, APPLIED)
+        assert not should_poll_now(3, APPLIED)
+        assert not should_poll_now(None, APPLIED)
