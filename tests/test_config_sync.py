@@ -1,0 +1,220 @@
+"""Config sync against fakes of the control plane and Vector (the real ones run in
+tests/test_daemon_*.py): validate → swap → reload, failures keep the previous config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logpulse_agent.config_sync import ConfigSync
+from logpulse_agent.errors import ReloadFailed, RevokedError, ValidationFailed
+from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
+from logpulse_agent.state import StateStore, sha256_etag
+from logpulse_agent.status import StatusTracker
+
+pytestmark = pytest.mark.anyio
+
+GOOD = (
+    b"sources:\n  a: {type: demo_logs, format: json}\nsinks:\n  b: {type: console, inputs: [a]}\n"
+)
+GOOD2 = GOOD.replace(b"json", b"syslog")
+BAD = GOOD.replace(b"demo_logs", b"nonsense")
+
+
+def update(version: int, body: bytes) -> ConfigUpdate:
+    return ConfigUpdate(version=version, etag=sha256_etag(body), body=body)
+
+
+class FakeVector:
+    """Records calls; `fail_reload` makes the next reload fail like Vector's log would say."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.should_run = False
+        self.fail_reload = False
+        self.failures: list[float] = []
+
+    async def start(self) -> None:
+        self.calls.append("start")
+        self.should_run = True
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+        self.should_run = False
+
+    async def restart(self) -> None:
+        self.calls.append("restart")
+        self.should_run = True
+
+    async def reload(self, timeout: float = 30.0) -> None:
+        self.calls.append("reload")
+        if self.fail_reload:
+            raise ReloadFailed("Reload was not successful.")
+
+    def recent_failures(self, since: float) -> int:
+        return sum(1 for t in self.failures if t >= since)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = StateStore(tmp_path / "etc", tmp_path / "lib")
+        self.store.ensure_dirs()
+        self.vector = FakeVector()
+        self.answers: list[ConfigUpdate | ConfigUnchanged | Exception] = []
+        self.requests: list[tuple[int, str | None]] = []
+        self.validated: list[bytes] = []
+        self.now = 1000.0
+        self.status = StatusTracker(tmp_path / "lib" / "status.json", "0.1.0")
+        self.sync = self.make_sync()
+
+    def make_sync(self) -> ConfigSync:
+        return ConfigSync(
+            store=self.store,
+            fetch=self.fetch,
+            validate=self.validate,
+            vector=self.vector,
+            status=self.status,
+            poll_interval=10.0,
+            clock=lambda: self.now,
+        )
+
+    async def fetch(self, since: int, etag: str | None) -> ConfigUpdate | ConfigUnchanged:
+        self.requests.append((since, etag))
+        answer = self.answers.pop(0) if self.answers else ConfigUnchanged()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def validate(self, candidate: Path) -> None:
+        body = candidate.read_bytes()
+        self.validated.append(body)
+        if b"nonsense" in body:
+            raise ValidationFailed("unknown component type 'nonsense'", "x Failed")
+
+    async def poll(self, answer: ConfigUpdate | ConfigUnchanged | Exception) -> None:
+        self.answers.append(answer)
+        await self.sync.poll_once()
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+class TestApply:
+    async def test_first_config_starts_vector(self, h: Harness) -> None:
+        """The first valid config is validated, swapped in and Vector started."""
+        await h.poll(update(1, GOOD))
+        assert h.validated == [GOOD]
+        assert h.store.read_live() == GOOD
+        assert h.vector.calls == ["start"]
+        assert h.sync.applied.version == 1
+        assert h.requests == [(0, None)]
+
+    async def test_new_version_is_reloaded(self, h: Harness) -> None:
+        """A second config reloads the running Vector and sends since/etag of the first."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, GOOD2))
+        assert h.vector.calls == ["start", "reload"]
+        assert h.requests[-1] == (1, sha256_etag(GOOD))
+        assert h.store.read_live() == GOOD2
+
+    async def test_invalid_config_is_kept_out_and_validated_once(self, h: Harness) -> None:
+        """A failed validation keeps the previous file, reports configError, and the same
+        version is not validated again at the next polls."""
+        await h.poll(update(1, GOOD))
+        for _ in range(3):
+            await h.poll(update(2, BAD))
+        assert h.validated == [GOOD, BAD]
+        assert h.store.read_live() == GOOD
+        assert h.sync.applied.version == 1
+        assert h.sync.rejected is not None and h.sync.rejected.version == 2
+        assert "nonsense" in h.sync.rejected.message
+        assert h.status.config_error is not None
+        assert h.vector.calls == ["start"]
+
+    async def test_a_later_good_version_clears_the_error(self, h: Harness) -> None:
+        """configError stays until a later version applies."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, BAD))
+        await h.poll(update(3, GOOD2))
+        assert h.sync.rejected is None and h.status.config_error is None
+        assert not h.store.rejected_path.exists()
+
+    async def test_failed_reload_restores_the_previous_file(self, h: Harness) -> None:
+        """Vector kept its old pipeline, so the old file goes back and the error is reported."""
+        await h.poll(update(1, GOOD))
+        h.vector.fail_reload = True
+        await h.poll(update(2, GOOD2))
+        assert h.store.read_live() == GOOD
+        assert h.sync.applied.version == 1
+        assert h.sync.rejected is not None and "reload" in h.sync.rejected.message
+
+    async def test_empty_config_stops_vector_and_a_config_starts_it_again(self, h: Harness) -> None:
+        """`{}` stops Vector and is recorded as applied; the next config starts it."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, b"{}"))
+        assert h.vector.calls == ["start", "stop"]
+        assert h.sync.applied.version == 2 and h.sync.applied.empty
+        await h.poll(update(3, GOOD2))
+        assert h.vector.calls == ["start", "stop", "start"]
+
+    async def test_global_option_change_restarts_instead_of_reloading(self, h: Harness) -> None:
+        """Vector cannot reload a changed global option: restart."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, b"data_dir: /elsewhere\n" + GOOD))
+        assert h.vector.calls == ["start", "restart"]
+
+    async def test_same_bytes_new_version_is_recorded_without_reload(self, h: Harness) -> None:
+        """A version bump that does not change the YAML touches nothing."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, GOOD))
+        assert h.vector.calls == ["start"]
+        assert h.sync.applied.version == 2
+
+
+class TestCrashLoop:
+    async def test_crash_loop_rolls_back_to_last_known_good(self, h: Harness) -> None:
+        """Three exits right after an apply restore the last-known-good config."""
+        await h.poll(update(1, GOOD))
+        h.now += 61
+        await h.sync.check_vector()  # version 1 survived its window
+        assert h.store.read_lkg() == GOOD
+        await h.poll(update(2, GOOD2))
+        h.vector.failures = [h.now + 1, h.now + 2, h.now + 4]
+        h.now += 5
+        await h.sync.check_vector()
+        assert h.store.read_live() == GOOD
+        assert h.sync.applied.version == 1
+        assert h.vector.calls[-1] == "restart"
+        assert h.sync.rejected is not None and "rolled back to version 1" in h.sync.rejected.message
+        await h.poll(update(2, GOOD2))
+        assert h.vector.calls[-1] == "restart", "the crashing version is not applied again"
+
+    async def test_crash_loop_without_fallback_stops_vector(self, h: Harness) -> None:
+        """With no last-known-good config the crashing one is stopped, not looped forever."""
+        await h.poll(update(1, GOOD))
+        h.vector.failures = [h.now + 1, h.now + 2, h.now + 3]
+        h.now += 4
+        await h.sync.check_vector()
+        assert h.vector.calls[-1] == "stop"
+        assert h.sync.applied.version == 0
+
+
+class TestRestart:
+    async def test_restarted_agent_resumes_the_applied_config(self, h: Harness) -> None:
+        """After a restart Vector starts on the config from disk without a network round trip."""
+        await h.poll(update(1, GOOD))
+        h.vector = FakeVector()
+        h.sync = h.make_sync()
+        await h.sync.start_from_disk()
+        assert h.vector.calls == ["start"]
+        assert h.sync.applied.version == 1
+
+    async def test_revoked_agent_waits_at_the_ceiling(self, h: Harness) -> None:
+        """403 marks the agent revoked and backs off to the 5-minute ceiling."""
+        h.answers.append(RevokedError("403 token revoked"))
+        delay = await h.sync._poll_guarded()
+        assert delay == 300.0
+        assert h.status.control_plane == "revoked"

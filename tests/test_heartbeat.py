@@ -1,0 +1,105 @@
+"""The heartbeat loop against a fake sender: results delivered at least once, actions handed on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logpulse_agent.errors import RevokedError, TransientError
+from logpulse_agent.heartbeat import HeartbeatLoop
+from logpulse_agent.outbox import Outbox
+from logpulse_agent.protocol import ActionResult, Heartbeat, HeartbeatReply, PendingAction
+from logpulse_agent.status import StatusTracker
+
+pytestmark = pytest.mark.anyio
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.outbox = Outbox(tmp_path / "outbox.json")
+        self.sent: list[Heartbeat] = []
+        self.replies: list[HeartbeatReply | Exception] = []
+        self.actions: list[PendingAction] = []
+        self.versions: list[int | None] = []
+        self.status = StatusTracker(tmp_path / "status.json", "0.1.0")
+        self.loop = HeartbeatLoop(
+            send=self.send,
+            build=self.build,
+            outbox=self.outbox,
+            on_actions=self.actions.extend,
+            on_config_version=self.versions.append,
+            status=self.status,
+            interval=30.0,
+            poll_interval=10.0,
+            wall_clock=lambda: 5000.0,
+        )
+
+    def build(self, results: tuple[ActionResult, ...]) -> Heartbeat:
+        return Heartbeat(
+            agent_version="0.1.0",
+            vector_version="0.57.0",
+            applied_config_version=3,
+            vector_running=True,
+            vector_uptime_seconds=12,
+            config_error=None,
+            action_results=results,
+        )
+
+    async def send(self, body: Heartbeat) -> HeartbeatReply:
+        self.sent.append(body)
+        reply = self.replies.pop(0) if self.replies else HeartbeatReply((), 3)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+DONE = ActionResult("act-1", "done", {"fromVersion": "0.1.0", "toVersion": "0.2.0"})
+
+
+class TestResults:
+    async def test_result_is_removed_only_after_a_successful_heartbeat(self, h: Harness) -> None:
+        """A failed heartbeat keeps the result for the next one."""
+        h.outbox.add(DONE)
+        h.replies = [TransientError("down"), HeartbeatReply((), 3)]
+        await h.loop.beat_once()
+        assert h.outbox.pending() == (DONE,)
+        assert h.status.control_plane == "unreachable"
+        await h.loop.beat_once()
+        assert h.outbox.pending() == ()
+        assert [b.action_results for b in h.sent] == [(DONE,), (DONE,)]
+        assert h.status.control_plane == "ok" and h.status.last_heartbeat_at == 5000.0
+
+    async def test_result_survives_a_restart(self, h: Harness, tmp_path: Path) -> None:
+        """The outbox is on disk: a new process delivers what the old one could not."""
+        h.outbox.add(DONE)
+        h.replies = [TransientError("down")]
+        await h.loop.beat_once()
+        assert Outbox(tmp_path / "outbox.json").pending() == (DONE,)
+
+
+class TestReply:
+    async def test_pending_actions_are_handed_to_the_executor(self, h: Harness) -> None:
+        """Actions from the reply go on; the group's version goes to config sync."""
+        action = PendingAction("a1", "upgrade_agent", {"targetVersion": "0.2.0"})
+        h.replies = [HeartbeatReply((action,), 4)]
+        await h.loop.beat_once()
+        assert h.actions == [action]
+        assert h.versions == [4]
+
+    async def test_revoked_agent_backs_off_to_the_ceiling(self, h: Harness) -> None:
+        """403 is logged once and heartbeats slow down to the 5-minute ceiling."""
+        h.replies = [RevokedError("403"), RevokedError("403")]
+        assert await h.loop.beat_once() == 300.0
+        assert await h.loop.beat_once() == 300.0
+        assert h.status.control_plane == "revoked"
+
+    async def test_interval_is_jittered_around_the_setting(self, h: Harness) -> None:
+        """A normal beat waits the heartbeat interval ±10 %."""
+        delay = await h.loop.beat_once()
+        assert 27.0 <= delay <= 33.0
