@@ -1,0 +1,159 @@
+"""The action-result outbox: durable, replacing, exact on acknowledgement, safe when corrupt."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from logpulse_agent.errors import StateError
+from logpulse_agent.outbox import Outbox
+from logpulse_agent.protocol import ActionResult
+
+RUNNING = ActionResult("a1", "running", {"fromVersion": "0.1.0", "toVersion": "0.2.0"})
+DONE = ActionResult("a1", "done", {"fromVersion": "0.1.0", "toVersion": "0.2.0"})
+FAILED = ActionResult("a1", "failed", {"error": "boom", "fromVersion": "0.1.0"})
+OTHER = ActionResult("b2", "failed", {"error": "unsupported action type 'reboot'"})
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "outbox.json"
+
+
+def fixed_clock() -> datetime:
+    return datetime(2024, 5, 1, 12, 30, 0, tzinfo=timezone.utc)
+
+
+class TestDurability:
+    def test_starts_empty_without_a_file(self, path: Path) -> None:
+        """A missing file is an empty outbox; nothing is written until a result arrives."""
+        assert Outbox(path).pending() == ()
+        assert not path.exists()
+
+    def test_results_survive_reopening(self, path: Path) -> None:
+        """Results added before a restart are pending again after it, in insertion order."""
+        outbox = Outbox(path)
+        outbox.add(RUNNING)
+        outbox.add(OTHER)
+        assert Outbox(path).pending() == (RUNNING, OTHER)
+
+    def test_add_is_on_disk_when_it_returns(self, path: Path) -> None:
+        """The file holds the result in the documented format as soon as add returns."""
+        Outbox(path).add(OTHER)
+        doc = json.loads(path.read_text())
+        assert doc == {"version": 1, "results": [OTHER.to_json()]}
+        assert path.stat().st_mode & 0o777 == 0o600
+
+    def test_tokens_never_reach_the_file(self, path: Path) -> None:
+        """A token inside a result is masked on disk."""
+        Outbox(path).add(ActionResult("a1", "failed", {"error": "bad AGT_secret123 token"}))
+        assert "AGT_secret123" not in path.read_text()
+
+
+class TestReplacement:
+    def test_later_result_replaces_earlier_in_place(self, path: Path) -> None:
+        """``done`` replaces ``running`` for the same id and keeps its position."""
+        outbox = Outbox(path)
+        outbox.add(RUNNING)
+        outbox.add(OTHER)
+        outbox.add(DONE)
+        assert outbox.pending() == (DONE, OTHER)
+        assert Outbox(path).pending() == (DONE, OTHER)
+
+    @pytest.mark.parametrize("terminal", [DONE, FAILED])
+    def test_running_never_replaces_a_terminal_result(
+        self, path: Path, terminal: ActionResult
+    ) -> None:
+        """A late ``running`` does not regress ``done``/``failed``."""
+        outbox = Outbox(path)
+        outbox.add(terminal)
+        outbox.add(RUNNING)
+        assert outbox.pending() == (terminal,)
+        assert Outbox(path).pending() == (terminal,)
+
+
+class TestAcknowledge:
+    def test_removes_exactly_what_was_sent(self, path: Path) -> None:
+        """Acknowledged results leave the outbox, on disk too; others stay."""
+        outbox = Outbox(path)
+        outbox.add(RUNNING)
+        outbox.add(OTHER)
+        outbox.acknowledge([OTHER])
+        assert outbox.pending() == (RUNNING,)
+        assert Outbox(path).pending() == (RUNNING,)
+
+    def test_keeps_a_result_that_replaced_the_sent_one(self, path: Path) -> None:
+        """``running`` was sent, ``done`` arrived meanwhile: the ack leaves ``done`` pending."""
+        outbox = Outbox(path)
+        outbox.add(RUNNING)
+        sent = outbox.pending()
+        outbox.add(DONE)
+        outbox.acknowledge(sent)
+        assert outbox.pending() == (DONE,)
+        assert Outbox(path).pending() == (DONE,)
+
+    def test_acknowledging_unknown_or_nothing_changes_nothing(self, path: Path) -> None:
+        """An empty or foreign acknowledgement leaves the outbox as it was."""
+        outbox = Outbox(path)
+        outbox.add(RUNNING)
+        outbox.acknowledge([])
+        outbox.acknowledge([OTHER])
+        assert outbox.pending() == (RUNNING,)
+
+    def test_reopened_results_can_be_acknowledged(self, path: Path) -> None:
+        """Results loaded from disk after a restart compare equal to what the heartbeat sends."""
+        Outbox(path).add(FAILED)
+        reopened = Outbox(path)
+        reopened.acknowledge(reopened.pending())
+        assert Outbox(path).pending() == ()
+
+
+class TestCorruptFile:
+    def test_garbage_is_moved_aside_and_logged(self, path: Path) -> None:
+        """A file that is not JSON is kept as ``.corrupt-<ts>``, an error is logged, and the
+        outbox starts empty and usable."""
+        path.write_bytes(b'{"version": 1, "results": [{"actionId": "a1", "sta')
+        with capture_logs() as logs:
+            outbox = Outbox(path, now=fixed_clock)
+        moved = path.with_name("outbox.json.corrupt-20240501T123000Z")
+        assert moved.read_bytes().startswith(b'{"version": 1')
+        assert outbox.pending() == ()
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["outbox.corrupt"]
+        outbox.add(OTHER)
+        assert Outbox(path).pending() == (OTHER,)
+
+    def test_parsable_entries_of_a_damaged_file_are_kept(self, path: Path) -> None:
+        """Only the broken entries are dropped; the good ones stay pending, the original is kept."""
+        path.write_text(
+            json.dumps(
+                {"version": 1, "results": [OTHER.to_json(), {"actionId": "x", "status": "bogus"}]}
+            )
+        )
+        with capture_logs() as logs:
+            outbox = Outbox(path, now=fixed_clock)
+        assert outbox.pending() == (OTHER,)
+        assert Outbox(path).pending() == (OTHER,)
+        assert "bogus" in path.with_name("outbox.json.corrupt-20240501T123000Z").read_text()
+        assert logs[0]["kept"] == 1
+
+    def test_repeated_corruption_never_overwrites_an_earlier_copy(self, path: Path) -> None:
+        """Two corrupt files in the same second are both kept."""
+        path.write_text("[]")
+        Outbox(path, now=fixed_clock)
+        path.write_text("null")
+        Outbox(path, now=fixed_clock)
+        copies = sorted(p.name for p in path.parent.glob("outbox.json.corrupt-*"))
+        assert copies == [
+            "outbox.json.corrupt-20240501T123000Z",
+            "outbox.json.corrupt-20240501T123000Z-2",
+        ]
+
+    def test_unreadable_file_is_an_error_not_an_empty_outbox(self, path: Path) -> None:
+        """A path that cannot be read raises StateError instead of silently dropping results."""
+        path.mkdir()
+        with pytest.raises(StateError, match="cannot read"):
+            Outbox(path)
