@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from logpulse_agent.config_decisions import jittered, retry_ceiling
+from logpulse_agent.retry import RetryPolicy
 from logpulse_agent.errors import ControlPlaneError, RevokedError
 from logpulse_agent.outbox import Outbox
 from logpulse_agent.protocol import ActionResult, Heartbeat, HeartbeatReply, PendingAction
@@ -52,6 +53,10 @@ class HeartbeatLoop:
         self.status = status
         self.interval = interval
         self.ceiling = retry_ceiling(poll_interval)
+        # Each send retries briefly itself; across failed heartbeats the gap grows from the
+        # interval towards the ceiling, so a long outage costs one request per ceiling.
+        self.backoff = RetryPolicy(initial=interval, ceiling=max(interval, self.ceiling))
+        self.failures = 0
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
         self._wake = asyncio.Event()
@@ -85,9 +90,12 @@ class HeartbeatLoop:
             self.status.update(control_plane="revoked", control_plane_error=str(exc))
             return self.ceiling
         except ControlPlaneError as exc:
-            log.warning("heartbeat.failed", error=str(exc))
+            self.failures += 1
+            delay = self.backoff.backoff(self.failures, self._rng)
+            log.warning("heartbeat.failed", error=str(exc), failures=self.failures, retry_in=delay)
             self.status.update(control_plane="unreachable", control_plane_error=str(exc))
-            return jittered(self.interval, self._rng)
+            return delay
+        self.failures = 0
         self.sent += 1
         self.outbox.acknowledge(results)
         self.status.update(

@@ -103,3 +103,13 @@ class TestReply:
         """A normal beat waits the heartbeat interval ±10 %."""
         delay = await h.loop.beat_once()
         assert 27.0 <= delay <= 33.0
+
+
+class TestOutage:
+    async def test_gap_grows_to_the_ceiling_and_resets_on_success(self, h: Harness) -> None:
+        """During an outage heartbeats back off towards 5 minutes; one success resets them."""
+        h.replies = [TransientError("down")] * 8
+        delays = [await h.loop.beat_once() for _ in range(8)]
+        assert delays[0] <= 30.0
+        assert 270.0 <= delays[-1] <= 300.0
+        assert 27.0 <= await h.loop.beat_once() <= 33.0
