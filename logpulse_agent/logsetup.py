@@ -56,7 +56,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_processor,
     ]
-    json_renderer = [
+    json_renderer: list[Any] = [
         structlog.processors.format_exc_info,
         _redact_rendered,
         structlog.processors.JSONRenderer(),

@@ -1,0 +1,292 @@
+"""``logpulse-agent run``: wires the four cooperating tasks and handles signals.
+
+    config sync ── validates/applies configs ──► Vector supervisor ◄── keeps Vector alive
+    heartbeat  ── reports health, delivers results ──► action executor ── runs actions
+
+One event loop, no threads. A task that raises is logged with its traceback and restarted with
+backoff; it never takes the others down. SIGTERM/SIGINT only set an event; the loop then stops
+the tasks, stops Vector gracefully, writes the final status and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+
+import structlog
+
+from logpulse_agent import __version__, atomic
+from logpulse_agent.actions import ActionExecutor, ActionLedger
+from logpulse_agent.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.config_decisions import retry_ceiling, should_poll_now
+from logpulse_agent.config_sync import ConfigSync
+from logpulse_agent.enrol import enrol, find_bootstrap_token
+from logpulse_agent.errors import AgentError
+from logpulse_agent.heartbeat import HeartbeatLoop
+from logpulse_agent.outbox import Outbox
+from logpulse_agent.protocol import ActionResult, ConfigErrorReport, Heartbeat
+from logpulse_agent.sdnotify import Notifier
+from logpulse_agent.settings import Settings
+from logpulse_agent.state import Identity, StateStore
+from logpulse_agent.status import StatusTracker
+from logpulse_agent.upgrade import Upgrader
+from logpulse_agent.vector.cli import validate
+from logpulse_agent.vector.options import render_global_options, secret_command
+from logpulse_agent.vector.supervisor import VectorState, VectorSupervisor
+
+log = structlog.get_logger(__name__)
+
+# Variables that must never reach Vector's environment (it would expose them to its config).
+PRIVATE_ENV = ("LOGPULSE_ENROL_TOKEN",)
+
+
+async def guarded(name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    """Run ``factory()`` forever: an unexpected exception is logged and the task restarted."""
+    delay = 1.0
+    while True:
+        try:
+            await factory()
+            log.error("task.returned", task=name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task.crashed", task=name, restart_in=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 60.0)
+
+
+class Daemon:
+    """Everything ``run`` owns; ``request_stop()`` is what the signal handlers call."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] = os.environ) -> None:
+        self.settings = settings
+        self.environ = environ
+        self.store = StateStore(settings.config_dir, settings.state_dir)
+        self.status = StatusTracker(self.store.status_path, __version__)
+        self.notifier = Notifier(environ)
+        self.stopping = asyncio.Event()
+        self.rng = random.Random()
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    async def _sleep_or_stop(self, seconds: float) -> bool:
+        """Sleep; True when a stop was requested meanwhile."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        return self.stopping.is_set()
+
+    async def wait_for_enrolment(self) -> Identity | None:
+        """Enrol from LOGPULSE_ENROL_TOKEN or bootstrap-token; else wait, saying so once."""
+        told = ""
+        check_every = min(5.0, self.settings.poll_interval)
+        while not self.store.is_enrolled():
+            token = find_bootstrap_token(self.settings, self.environ)
+            if token is None or not self.settings.api_url:
+                why = "no bootstrap token" if token is None else "no api_url setting"
+                if told != why:
+                    log.warning(
+                        "agent.waiting_for_enrolment",
+                        reason=why,
+                        fix="run 'logpulse-agent enrol', or provide LOGPULSE_ENROL_TOKEN or "
+                        f"{self.settings.bootstrap_token_file} together with api_url",
+                    )
+                    told = why
+                    self.status.update(control_plane="waiting-enrolment")
+            else:
+                try:
+                    await enrol(self.settings, self.store, token, api_url=self.settings.api_url)
+                    break
+                except AgentError as exc:
+                    if told != str(exc):
+                        log.error("agent.enrol_failed", error=str(exc))
+                        told = str(exc)
+                    check_every = retry_ceiling(self.settings.poll_interval)
+            if await self._sleep_or_stop(check_every):
+                return None
+        return self.store.load_identity()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.store.ensure_dirs()
+        self.status.write()
+        identity = await self.wait_for_enrolment()
+        if identity is None:
+            return 0
+        self.status.update(
+            identity={
+                "agentId": identity.agent_id,
+                "groupId": identity.group_id,
+                "apiUrl": identity.api_url,
+            },
+            control_plane="connecting",
+        )
+        await self._run_enrolled(identity)
+        return 0
+
+    def _vector_env(self) -> dict[str, str]:
+        return {k: v for k, v in self.environ.items() if k not in PRIVATE_ENV}
+
+    async def _run_enrolled(self, identity: Identity) -> None:
+        settings, store = self.settings, self.store
+        poll = settings.poll_interval
+        atomic.write_text(
+            store.globals_config,
+            render_global_options(store.vector_data_dir, secret_command(store.token_path)),
+            mode=0o640,
+        )
+        vector_env = self._vector_env()
+        supervisor = VectorSupervisor(
+            vector_bin=settings.vector_bin,
+            config_paths=[store.globals_config, store.live_config],
+            log_path=settings.log_dir / "vector.log",
+            pid_path=store.vector_pid_path,
+            env=vector_env,
+            backoff_initial=min(1.0, poll / 10),
+            backoff_max=min(60.0, poll * 6),
+            stable_after=min(60.0, poll * 6),
+        )
+        await supervisor.clean_stale()
+        await supervisor.refresh_version()
+        async with make_http_client(settings, version=__version__) as http:
+            client = ControlPlaneClient(
+                http,
+                identity.api_url,
+                token=store.load_token(),
+                retry=RetryPolicy(initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll)),
+            )
+            # Heartbeats retry briefly and then report fresh state next time (HeartbeatLoop).
+            brief_retry = RetryPolicy(
+                initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll), max_attempts=3
+            )
+            outbox = Outbox(store.outbox_path)
+            upgrader = Upgrader(
+                install_url=settings.install_url,
+                state_dir=settings.state_dir,
+                log_dir=settings.log_dir,
+                http=http,
+                allow_insecure_http=settings.allow_insecure_http,
+            )
+            async def validate_candidate(candidate: os.PathLike[str]) -> None:
+                await validate(settings.vector_bin, [store.globals_config, candidate], vector_env)
+
+            sync = ConfigSync(
+                store=store,
+                fetch=lambda since, etag: client.fetch_config(identity.agent_id, since, etag),
+                validate=validate_candidate,
+                vector=supervisor,
+                status=self.status,
+                poll_interval=poll,
+                rng=self.rng,
+            )
+
+            def build(results: tuple[ActionResult, ...]) -> Heartbeat:
+                rejected = sync.rejected
+                return Heartbeat(
+                    agent_version=__version__,
+                    vector_version=supervisor.version,
+                    applied_config_version=sync.applied.version,
+                    vector_running=supervisor.state is VectorState.RUNNING,
+                    vector_uptime_seconds=int(supervisor.uptime()),
+                    config_error=None
+                    if rejected is None
+                    else ConfigErrorReport(rejected.version, rejected.message, rejected.at),
+                    action_results=results,
+                )
+
+            def on_config_version(version: int | None) -> None:
+                if should_poll_now(version, sync.applied):
+                    sync.poke()
+
+            executor_box: list[ActionExecutor] = []
+            heartbeat = HeartbeatLoop(
+                send=lambda body: client.heartbeat(identity.agent_id, body, retry=brief_retry),
+                build=build,
+                outbox=outbox,
+                on_actions=lambda actions: executor_box[0].submit(actions),
+                on_config_version=on_config_version,
+                status=self.status,
+                interval=settings.heartbeat_interval,
+                poll_interval=poll,
+                rng=self.rng,
+            )
+            executor = ActionExecutor(
+                outbox=outbox,
+                ledger=ActionLedger(store.ledger_path),
+                upgrader=upgrader,
+                platform=settings.platform,
+                agent_version=__version__,
+                notify=heartbeat.wake,
+            )
+            executor_box.append(executor)
+            # An upgrade this process is the result of: done/failed into the outbox (durable)
+            # before the in-flight record goes; the first heartbeat carries it.
+            executor.reconcile()
+
+            async def publish_status() -> None:
+                while True:
+                    self._publish_vector(supervisor, outbox, upgrader)
+                    await asyncio.sleep(min(1.0, poll / 4))
+
+            workers = [
+                asyncio.create_task(guarded(name, factory), name=name)
+                for name, factory in (
+                    ("config-sync", sync.run),
+                    ("heartbeat", heartbeat.run),
+                    ("actions", executor.run),
+                    ("status", publish_status),
+                )
+            ]
+            vector_task = asyncio.create_task(guarded("vector", supervisor.run), name="vector")
+            watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
+            self.notifier.ready()
+            log.info("agent.started", agent_id=identity.agent_id, version=__version__)
+            await self.stopping.wait()
+            log.info("agent.stopping")
+            self.notifier.stopping()
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await supervisor.stop()
+            vector_task.cancel()
+            watchdog.cancel()
+            await asyncio.gather(vector_task, watchdog, return_exceptions=True)
+            self._publish_vector(supervisor, outbox, upgrader)
+            log.info("agent.stopped")
+
+    def _publish_vector(self, supervisor: VectorSupervisor, outbox: Outbox, up: Upgrader) -> None:
+        started = None
+        if supervisor.pid is not None and supervisor.uptime() > 0:
+            started_ts = datetime.now(timezone.utc).timestamp() - supervisor.uptime()
+            started = datetime.fromtimestamp(int(started_ts), timezone.utc).isoformat()
+        inflight = up.inflight()
+        self.status.update(
+            vector={
+                "state": supervisor.state.value,
+                "pid": supervisor.pid,
+                "running": supervisor.state is VectorState.RUNNING,
+                "shouldRun": supervisor.should_run,
+                "startedAt": started,
+                "version": supervisor.version,
+            },
+            pending_results=len(outbox.pending()),
+            inflight_upgrade=None
+            if inflight is None
+            else {
+                "actionId": inflight.action_id,
+                "fromVersion": inflight.from_version,
+                "toVersion": inflight.to_version,
+                "startedAt": inflight.started_at,
+            },
+        )
+
+
+async def run_daemon(settings: Settings, environ: Mapping[str, str] = os.environ) -> int:
+    return await Daemon(settings, environ).run()
