@@ -1,0 +1,95 @@
+"""The agent protocol of SPEC section 5: enrol, config polling, heartbeat.
+
+These are the hot endpoints (10,000 agents poll every 10 s and beat every 30 s): each one is a
+token lookup by hash on a unique index plus a few parametrised statements in one transaction,
+and config bodies come from the per-(group, version, platform) render cache.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from logpulse_agent.server import agents, enrolment
+from logpulse_agent.server.context import context
+from logpulse_agent.server.errors import ApiError
+from logpulse_agent.server.http import bearer_token, ok, query_int, read_json
+
+YAML_TYPE = "application/yaml"
+
+
+def _etags(header: str | None) -> set[str]:
+    """The etags listed in an ``If-None-Match`` header, without quotes or weak markers."""
+    if not header:
+        return set()
+    tags = set()
+    for part in header.split(","):
+        tag = part.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        tags.add(tag.strip('"'))
+    return tags
+
+
+async def enrol(request: Request) -> Response:
+    ctx = context(request)
+    body = ctx.api.check_request("enrolAgent", await read_json(request, ctx.body_limit))
+    with ctx.store.write() as conn:
+        done = enrolment.enrol(conn, body, ctx.clock())
+    data = {
+        "agentId": done.agent_id,
+        "agentToken": done.agent_token,
+        "groupId": done.group_id,
+        "configVersion": done.config_version,
+    }
+    return ok(data, status=201)
+
+
+async def config(request: Request) -> Response:
+    """204 when ``since`` is current and the sent etag (if any) matches; else the YAML."""
+    ctx = context(request)
+    agent_id = request.path_params["agent_id"]
+    sent = _etags(request.headers.get("if-none-match"))
+    with ctx.store.read() as conn:
+        agent = agents.authenticate(conn, agent_id, bearer_token(request))
+        since = query_int(request, "since", 0)
+        up_to_date = since >= agent.config_version and not agent.reset_pending
+        if up_to_date and not sent:
+            return Response(
+                status_code=204, headers={"x-config-version": str(agent.config_version)}
+            )
+        rendered = ctx.configs.get(conn, agent.group_id, agent.platform, agent.config_version)
+    if up_to_date and rendered.etag in sent:
+        return Response(status_code=204, headers={"x-config-version": str(rendered.version)})
+    if agent.reset_pending:
+        with ctx.store.write() as conn:
+            agents.config_served(conn, agent)
+    headers = {"x-config-version": str(rendered.version), "x-config-etag": rendered.etag}
+    return Response(rendered.body, 200, headers=headers, media_type=YAML_TYPE)
+
+
+async def heartbeat(request: Request) -> Response:
+    ctx = context(request)
+    agent_id = request.path_params["agent_id"]
+    token = bearer_token(request)
+    try:
+        raw = await read_json(request, ctx.heartbeat_body_limit)
+        body = ctx.api.check_request("postHeartbeat", raw)
+    except ApiError:
+        # Credentials are judged before the body: a stranger gets 401/403/404, not a 4xx
+        # about the bytes it sent.
+        with ctx.store.read() as conn:
+            agents.authenticate(conn, agent_id, token)
+        raise
+    with ctx.store.write() as conn:
+        agent = agents.authenticate(conn, agent_id, token)
+        data = agents.record_heartbeat(conn, agent, body, ctx.clock())
+    return ok(data)
+
+
+routes = [
+    Route("/api/v1/agents/enrol", enrol, methods=["POST"]),
+    Route("/api/v1/agents/{agent_id}/config", config, methods=["GET"]),
+    Route("/api/v1/agents/{agent_id}/heartbeat", heartbeat, methods=["POST"]),
+]

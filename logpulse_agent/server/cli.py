@@ -1,0 +1,191 @@
+"""``logpulse-server``: run the reference control plane (``serve``) and administer it.
+
+``serve`` prints ``logpulse-server listening on http://HOST:PORT`` as its first stdout line once
+the socket is bound (with ``--port 0`` the kernel picks the port, and this line is how tests and
+the demo learn it). SIGTERM or SIGINT stop it gracefully and it exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+import structlog
+
+from logpulse_agent import __version__
+from logpulse_agent.server import cli_config, cli_fleet
+
+DEFAULT_DB = "logpulse-server.db"
+
+
+def _configure_logging() -> None:
+    """Server events as JSON lines on stderr (readable when stderr is a terminal)."""
+    renderer = (
+        structlog.dev.ConsoleRenderer()
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="logpulse-server")
+def main() -> None:
+    """The LogPulse reference control plane: agent protocol + admin API over SQLite."""
+
+
+@main.command()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    envvar="LOGPULSE_SERVER_DB",
+    show_default=True,
+    help="SQLite file (created if missing).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port; 0 picks a free one (see the first stdout line).",
+)
+@click.option(
+    "--ingest-url",
+    envvar="LOGPULSE_INGEST_URL",
+    default="http://127.0.0.1:8088",
+    show_default=True,
+    help="LogPulse HEC-style ingest base URL put in agents' configs.",
+)
+@click.option(
+    "--offline-threshold",
+    type=click.FloatRange(min=0.001),
+    default=300.0,
+    show_default=True,
+    help="Seconds without a heartbeat before an agent is offline.",
+)
+@click.option(
+    "--sweep-interval",
+    type=click.FloatRange(min=0.01),
+    default=15.0,
+    show_default=True,
+    help="Seconds between sweeps (action expiry, offline marks).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log every request (costly at fleet scale).",
+)
+def serve(
+    db_path: Path,
+    host: str,
+    port: int,
+    ingest_url: str,
+    offline_threshold: float,
+    sweep_interval: float,
+    access_log: bool,
+) -> None:
+    """Run the server. The admin token is LOGPULSE_ADMIN_TOKEN, else one made at first start."""
+    import uvicorn
+
+    from logpulse_agent.server.app import create_app
+    from logpulse_agent.server.render import IngestSettings
+    from logpulse_agent.server.store import StoreError
+
+    _configure_logging()
+    try:
+        app = create_app(
+            db_path,
+            admin_token=os.environ.get("LOGPULSE_ADMIN_TOKEN") or None,
+            ingest=IngestSettings(endpoint=ingest_url),
+            offline_threshold=offline_threshold,
+            sweep_interval=sweep_interval,
+        )
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.ClickException(f"--ingest-url {ingest_url!r}: {exc}") from None
+    generated = app.state.generated_admin_token
+    if generated:
+        click.echo(
+            f"logpulse-server: generated the admin token (shown only now; it is stored hashed"
+            f" in {db_path}, set LOGPULSE_ADMIN_TOKEN to choose your own): {generated}",
+            err=True,
+        )
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        access_log=access_log,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
+    server = uvicorn.Server(config)
+
+    # Installed before the "listening" line, so a stop requested at any moment from then on
+    # is honoured. While uvicorn runs it has its own handlers (graceful shutdown); afterwards
+    # it restores these and re-raises the signal, which they turn into a quiet no-op, so a
+    # requested stop ends with exit status 0.
+    def _request_stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _request_stop)
+    sock = _bind(host, port)
+    click.echo(f"logpulse-server listening on {_url(sock)}")
+    sys.stdout.flush()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    click.echo("logpulse-server stopped", err=True)
+
+
+for _command in (
+    cli_config.group,
+    cli_config.input_,
+    cli_config.preview,
+    cli_fleet.token,
+    cli_fleet.agents,
+    cli_fleet.upgrade,
+    cli_fleet.actions,
+):
+    main.add_command(_command)
+
+if __name__ == "__main__":
+    main()

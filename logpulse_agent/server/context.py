@@ -1,0 +1,33 @@
+"""What every route needs, built once by :func:`logpulse_agent.server.app.create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from logpulse_agent.server.configs import ConfigCache
+from logpulse_agent.server.openapi import OpenApi
+from logpulse_agent.server.store import Store
+from logpulse_agent.server.sweeps import Sweeper
+
+
+@dataclass
+class ServerContext:
+    store: Store
+    api: OpenApi
+    configs: ConfigCache
+    sweeper: Sweeper
+    clock: Callable[[], float]
+    offline_threshold: float
+    admin_token_hash: str
+    body_limit: int  # bytes, admin and enrol bodies
+    heartbeat_body_limit: int  # bytes; results may carry an upgrade log tail
+    bulk_body_limit: int  # bytes, bulk action creation (one id per agent)
+
+
+def context(request: Request) -> ServerContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ServerContext)
+    return ctx

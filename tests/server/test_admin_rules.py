@@ -1,0 +1,219 @@
+"""Requests that break a rule — unknown action types, bad payloads or options, invalid states,
+unknown ids — give a clear 4xx naming the problem and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server.harness import DEMO, Agent, Fleet
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def agent(fleet: Fleet) -> Agent:
+    await fleet.group("web", DEMO)
+    return await fleet.enrol("web")
+
+
+class TestAdminRules:
+    async def test_unknown_action_type_is_422_and_nothing_is_queued(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """An action type the server does not define is refused, naming the known ones."""
+        response = await fleet.admin(
+            "POST", "/actions", {"agentIds": [agent.id], "type": "reboot_host", "payload": {}}
+        )
+        assert response.status_code == 422
+        message = response.json()["error"]["message"]
+        assert "reboot_host" in message and "upgrade_agent" in message
+        assert await fleet.data("GET", "/actions") == []
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {},
+            {"targetVersion": "latest"},
+            {"targetVersion": "1.2.3; rm -rf /"},
+            {"targetVersion": "1.2.3", "force": True},
+        ],
+    )
+    async def test_bad_upgrade_payload_is_422(
+        self, fleet: Fleet, agent: Agent, payload: dict
+    ) -> None:
+        """upgrade_agent needs exactly a strict targetVersion."""
+        response = await fleet.admin(
+            "POST",
+            "/actions",
+            {"agentIds": [agent.id], "type": "upgrade_agent", "payload": payload},
+        )
+        assert response.status_code == 422
+        assert await fleet.data("GET", "/actions") == []
+
+    async def test_bulk_action_with_an_unknown_agent_queues_nothing(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """One unknown id in agentIds: 404 naming it, and no action for the others either."""
+        response = await fleet.admin(
+            "POST",
+            "/actions",
+            {
+                "agentIds": [agent.id, "9" * 32],
+                "type": "upgrade_agent",
+                "payload": {"targetVersion": "0.4.2"},
+            },
+        )
+        assert response.status_code == 404
+        assert "9" * 32 in response.json()["error"]["message"]
+        assert await fleet.data("GET", "/actions") == []
+
+    async def test_action_for_a_revoked_agent_is_409(self, fleet: Fleet, agent: Agent) -> None:
+        """Queueing for a revoked agent is a conflict."""
+        await fleet.data("POST", f"/agents/{agent.id}/revoke")
+        response = await fleet.admin(
+            "POST",
+            "/actions",
+            {
+                "agentIds": [agent.id],
+                "type": "upgrade_agent",
+                "payload": {"targetVersion": "0.4.2"},
+            },
+        )
+        assert response.status_code == 409
+
+    async def test_only_pending_actions_cancel(self, fleet: Fleet, agent: Agent) -> None:
+        """Cancelling a running action is a 409 that leaves it running."""
+        (action,) = await fleet.upgrade(agent)
+        await fleet.heartbeat(
+            agent, actionResults=[{"actionId": action["id"], "status": "running"}]
+        )
+        response = await fleet.admin("POST", f"/actions/{action['id']}/cancel")
+        assert response.status_code == 409
+        assert "running" in response.json()["error"]["message"]
+
+    @pytest.mark.parametrize(
+        ("body", "fragment"),
+        [
+            ({"type": "telnet", "name": "x"}, "unknown input type"),
+            ({"type": "file", "name": "x", "options": {}}, "include"),
+            (
+                {"type": "syslog", "name": "x", "options": {"mode": "tcp", "address": "nope"}},
+                "address",
+            ),
+            (
+                {
+                    "type": "demo_logs",
+                    "name": "x",
+                    "options": {"format": "json"},
+                    "indexOverride": "Has Spaces",
+                },
+                "indexOverride",
+            ),
+            (
+                {
+                    "type": "demo_logs",
+                    "name": "x",
+                    "options": {"format": "json"},
+                    "sourceOverride": "{{ host }}",
+                },
+                "sourceOverride",
+            ),
+            ({"type": "demo_logs", "name": "   "}, "name"),
+        ],
+    )
+    async def test_invalid_input_is_422_and_the_version_stays(
+        self, fleet: Fleet, agent: Agent, body: dict, fragment: str
+    ) -> None:
+        """Options or overrides the renderer would refuse are refused when saved."""
+        response = await fleet.admin("POST", "/groups/web/inputs", body)
+        assert response.status_code == 422
+        assert fragment in response.json()["error"]["message"]
+        assert (await fleet.data("GET", "/groups/web"))["configVersion"] == 2
+
+    async def test_input_type_cannot_be_changed(self, fleet: Fleet, agent: Agent) -> None:
+        """type is not an editable field."""
+        input_id = (await fleet.data("GET", "/groups/web/inputs"))[0]["id"]
+        response = await fleet.admin("PATCH", f"/inputs/{input_id}", {"type": "file"})
+        assert response.status_code == 422
+
+    async def test_duplicate_slug_is_409(self, fleet: Fleet, agent: Agent) -> None:
+        """Two groups cannot share a slug."""
+        response = await fleet.admin("POST", "/groups", {"name": "Web"})
+        assert response.status_code == 409
+
+    async def test_group_with_live_agents_cannot_be_deleted(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """Deleting a group that agents use is a 409 naming the fix."""
+        response = await fleet.admin("DELETE", "/groups/web")
+        assert response.status_code == 409
+        assert "move or revoke" in response.json()["error"]["message"]
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            {"status": "sleeping"},
+            {"limit": "0"},
+            {"limit": "x"},
+            {"limit": "99999"},
+            {"offset": "-1"},
+        ],
+    )
+    async def test_bad_query_parameters_are_400(self, fleet: Fleet, query: dict) -> None:
+        """Unusable list parameters give 400."""
+        for path in ("/agents", "/actions"):
+            response = await fleet.admin("GET", path, **query)
+            assert response.status_code == 400, (path, query)
+
+
+class TestUnknownIds:
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("GET", "/groups/nope"),
+            ("PATCH", "/groups/nope"),
+            ("DELETE", "/groups/nope"),
+            ("GET", "/groups/nope/inputs"),
+            ("POST", "/groups/nope/inputs"),
+            ("GET", "/groups/nope/preview"),
+            ("GET", "/inputs/nope"),
+            ("PATCH", "/inputs/nope"),
+            ("DELETE", "/inputs/nope"),
+            ("POST", "/enrolment-tokens/nope/revoke"),
+            ("GET", "/agents/nope"),
+            ("POST", "/agents/nope/move"),
+            ("POST", "/agents/nope/revoke"),
+            ("GET", "/actions/nope"),
+            ("POST", "/actions/nope/cancel"),
+        ],
+    )
+    async def test_unknown_id_is_404(self, fleet: Fleet, method: str, path: str) -> None:
+        """Addressing an object that does not exist gives 404 naming it."""
+        await fleet.group("web", DEMO)
+        body = {"PATCH": {"name": "x"}, "POST": {}}.get(method)
+        if path.endswith("/inputs") and method == "POST":
+            body = DEMO
+        if path.endswith("/move"):
+            body = {"group": "web"}
+        response = await fleet.admin(method, path, body)
+        assert response.status_code == 404, response.text
+        assert "nope" in response.json()["error"]["message"]
+
+    async def test_unknown_group_in_bodies_and_filters_is_404(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """A group named in a body or a query that does not exist gives 404."""
+        assert (await fleet.admin("POST", "/enrolment-tokens", {"group": "x"})).status_code == 404
+        moved = await fleet.admin("POST", f"/agents/{agent.id}/move", {"group": "x"})
+        assert moved.status_code == 404
+        assert (await fleet.admin("GET", "/agents", group="x")).status_code == 404
+        assert (await fleet.admin("GET", "/enrolment-tokens", group="x")).status_code == 404
+
+    async def test_unknown_route_and_method_answer_in_the_envelope(self, fleet: Fleet) -> None:
+        """No such route gives 404, a wrong method 405, both as error envelopes."""
+        missing = await fleet.client.get("/api/v1/nothing")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+        wrong = await fleet.client.delete("/api/v1/agents/enrol")
+        assert wrong.status_code == 405
+        assert wrong.json()["error"]["code"] == "method_not_allowed"

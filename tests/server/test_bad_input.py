@@ -1,0 +1,150 @@
+"""Bad bodies: malformed JSON, wrong types, unknown fields and oversize bodies give a clear 4xx,
+store nothing, and the server keeps serving. (Rule violations and unknown ids:
+``test_admin_rules.py``.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.server.harness import ADMIN, DEMO, Agent, Fleet, beat
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def agent(fleet: Fleet) -> Agent:
+    await fleet.group("web", DEMO)
+    return await fleet.enrol("web")
+
+
+async def _state(fleet: Fleet) -> tuple:
+    """Everything an admin can see, to compare before and after a refused request."""
+    return (
+        await fleet.data("GET", "/groups"),
+        await fleet.data("GET", "/groups/web/inputs"),
+        await fleet.data("GET", "/enrolment-tokens"),
+        await fleet.data("GET", "/agents"),
+        await fleet.data("GET", "/actions"),
+    )
+
+
+def _routes(agent: Agent) -> list[tuple[str, str, dict[str, str]]]:
+    admin = "/api/v1/admin"
+    return [
+        ("POST", "/api/v1/agents/enrol", {}),
+        ("POST", f"/api/v1/agents/{agent.id}/heartbeat", agent.auth),
+        ("POST", f"{admin}/groups", ADMIN),
+        ("PATCH", f"{admin}/groups/web", ADMIN),
+        ("POST", f"{admin}/groups/web/inputs", ADMIN),
+        ("POST", f"{admin}/enrolment-tokens", ADMIN),
+        ("POST", f"{admin}/agents/{agent.id}/move", ADMIN),
+        ("POST", f"{admin}/actions", ADMIN),
+    ]
+
+
+class TestMalformedBodies:
+    @pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[1, 2"])
+    async def test_unparseable_json_is_400(self, fleet: Fleet, agent: Agent, raw: bytes) -> None:
+        """Bytes that are not UTF-8 JSON give 400 invalid_json on every JSON route."""
+        before = await _state(fleet)
+        for method, path, headers in _routes(agent):
+            response = await fleet.client.request(method, path, content=raw, headers=headers)
+            assert response.status_code == 400, (path, response.text)
+            assert response.json()["error"]["code"] == "invalid_json"
+        assert await _state(fleet) == before
+
+    @pytest.mark.parametrize("value", [[], "text", 42, None])
+    async def test_json_that_is_not_an_object_is_422(
+        self, fleet: Fleet, agent: Agent, value: object
+    ) -> None:
+        """Valid JSON of the wrong shape gives 422."""
+        before = await _state(fleet)
+        for method, path, headers in _routes(agent):
+            response = await fleet.client.request(
+                method, path, content=json.dumps(value), headers=headers
+            )
+            assert response.status_code == 422, (path, response.text)
+        assert await _state(fleet) == before
+
+    async def test_unknown_fields_are_422_naming_the_field(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """An unexpected field is refused with its name in the message."""
+        response = await fleet.heartbeat(agent, cpuTemperature=71)
+        assert response.status_code == 422
+        assert "cpuTemperature" in response.json()["error"]["message"]
+        assert (await fleet.agent(agent))["lastHeartbeatAt"] is None
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"appliedConfigVersion": "8"},
+            {"appliedConfigVersion": -1},
+            {"vectorRunning": "yes"},
+            {"vectorUptimeSeconds": -5},
+            {"configError": "broken"},
+            {"configError": {"message": "no version"}},
+            {"actionResults": [{"actionId": "x", "status": "cancelled"}]},
+            {"actionResults": [{"actionId": "x"}]},
+            {"actionResults": {"actionId": "x", "status": "done"}},
+        ],
+    )
+    async def test_wrong_heartbeat_types_are_422_and_nothing_is_stored(
+        self, fleet: Fleet, agent: Agent, change: dict
+    ) -> None:
+        """A heartbeat with a wrongly typed field stores none of its fields."""
+        response = await fleet.heartbeat(agent, **change)
+        assert response.status_code == 422
+        field = next(iter(change))
+        assert field in response.json()["error"]["message"]
+        assert (await fleet.agent(agent))["lastHeartbeatAt"] is None
+
+
+class TestOversizeBodies:
+    async def test_body_over_the_limit_is_413(self, fleet: Fleet, agent: Agent) -> None:
+        """A body over the limit is refused with 413 on admin and agent routes."""
+        big = {"name": "x" * (70 * 1024)}
+        response = await fleet.admin("POST", "/groups", big)
+        assert response.status_code == 413
+        assert "KiB" in response.json()["error"]["message"]
+        response = await fleet.heartbeat(
+            agent, configError={"configVersion": 1, "message": "y" * (300 * 1024)}
+        )
+        assert response.status_code == 413
+        assert await fleet.data("GET", "/groups") != []
+
+    async def test_streamed_body_is_cut_off_at_the_limit(self, fleet: Fleet) -> None:
+        """A chunked body with no Content-Length is counted while read, and refused."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"name": "'
+            for _ in range(100):
+                yield b"z" * 1024
+            yield b'"}'
+
+        response = await fleet.client.post("/api/v1/admin/groups", content=chunks(), headers=ADMIN)
+        assert response.status_code == 413
+        assert await fleet.data("GET", "/groups") == []
+
+    async def test_server_keeps_serving_after_refusals(self, fleet: Fleet, agent: Agent) -> None:
+        """After a run of bad requests, normal requests still work."""
+        for _ in range(3):
+            await fleet.client.post("/api/v1/agents/enrol", content=b"\x00" * 100_000)
+            await fleet.client.post("/api/v1/agents/enrol", content=b"{")
+        assert (await fleet.client.get("/healthz")).status_code == 200
+        assert (await fleet.heartbeat(agent)).status_code == 200
+
+
+def test_heartbeat_defaults_are_complete() -> None:
+    """The helper's heartbeat carries every field of SPEC §5."""
+    assert set(beat()) == {
+        "agentVersion",
+        "vectorVersion",
+        "appliedConfigVersion",
+        "vectorRunning",
+        "vectorUptimeSeconds",
+        "configError",
+    }

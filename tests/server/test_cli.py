@@ -1,0 +1,282 @@
+"""``logpulse-server`` admin commands, run with CliRunner against a live server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from logpulse_agent.server import admin_client, cli_config
+from logpulse_agent.server.admin_client import ago, parse_duration, parse_option, table
+from logpulse_agent.server.cli import main
+from tests.live_server import LiveServer, start_live_server
+from tests.server.harness import beat
+from tests.server.spec_check import SpecChecker
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    hooks = {"response": [SpecChecker().hook]}
+    with start_live_server(tmp_path_factory.mktemp("cli"), event_hooks=hooks) as live:
+        yield live
+
+
+@pytest.fixture(autouse=True)
+def checked_cli_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's own HTTP client checks every answer against the OpenAPI document too."""
+    checker = SpecChecker()
+    original = admin_client.AdminClient
+
+    def client(url: str, token: str | None) -> admin_client.AdminClient:
+        return original(url, token, event_hooks={"response": [checker.hook]})
+
+    monkeypatch.setattr(admin_client, "AdminClient", client)
+    monkeypatch.setattr(cli_config, "AdminClient", client)
+
+
+@pytest.fixture
+def run(server: LiveServer) -> Any:
+    runner = CliRunner()
+    env = {"LOGPULSE_SERVER_URL": server.url, "LOGPULSE_ADMIN_TOKEN": server.admin_token}
+
+    def invoke(*args: str, ok: bool = True) -> Result:
+        result = runner.invoke(main, list(args), env=env)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+def enrol(server: LiveServer, group: str, hostname: str = "web-1") -> dict[str, Any]:
+    token = server.data("POST", "/enrolment-tokens", {"group": group})["token"]
+    body = {
+        "bootstrapToken": token,
+        "hostname": hostname,
+        "platform": "linux",
+        "agentVersion": "0.4.1",
+        "vectorVersion": "0.40.0",
+    }
+    data: dict[str, Any] = httpx.post(server.url + "/api/v1/agents/enrol", json=body).json()["data"]
+    return data
+
+
+class TestGroupCommands:
+    def test_create_list_rename_delete(self, run: Any) -> None:
+        """A group goes through its whole life from the command line."""
+        created = run("group", "create", "Edge Nodes")
+        assert "created group edge-nodes" in created.stdout
+        assert "at config version 1" in created.stdout
+        listed = run("group", "list").stdout
+        assert listed.splitlines()[0].split() == [
+            "SLUG",
+            "NAME",
+            "VERSION",
+            "INPUTS",
+            "AGENTS",
+            "ID",
+        ]
+        assert "edge-nodes" in listed
+        renamed = run("group", "rename", "edge-nodes", "Edge")
+        assert "'Edge', config version 2" in renamed.stdout
+        assert "deleted group edge-nodes" in run("group", "delete", "edge-nodes").stdout
+        assert "edge-nodes" not in run("group", "list").stdout
+
+    def test_json_flag_prints_the_api_data(self, run: Any) -> None:
+        """--json prints the data the API answered."""
+        import json
+
+        run("group", "create", "json-group")
+        data = json.loads(run("group", "list", "--json").stdout)
+        assert "json-group" in [g["slug"] for g in data]
+
+
+class TestInputCommands:
+    def test_add_edit_disable_enable_remove_and_preview(self, run: Any, server: LiveServer) -> None:
+        """Inputs are managed by id; each change shows in the preview and the version."""
+        run("group", "create", "inputs")
+        added = run(
+            "input",
+            "add",
+            "inputs",
+            "syslog",
+            "fw",
+            "-o",
+            "mode=udp",
+            "-o",
+            "address=0.0.0.0:514",
+            "--index",
+            "network",
+            "--source",
+            "prod-fw1",
+        )
+        assert "added syslog input 'fw'" in added.stdout
+        input_id = added.stdout.split("(")[1].split(",")[0]
+        preview = run("preview", "inputs")
+        assert "type: syslog" in preview.stdout and "index: network" in preview.stdout
+        assert "version 2" in preview.stderr
+        assert "sourcetype: agent_syslog" in preview.stdout
+        run("input", "edit", input_id, "--sourcetype", "cisco_asa", "-o", "max_length=4096")
+        edited = server.data("GET", f"/inputs/{input_id}")
+        assert edited["sourcetypeOverride"] == "cisco_asa"
+        assert edited["options"] == {"mode": "udp", "address": "0.0.0.0:514", "max_length": 4096}
+        assert "disabled" in run("input", "disable", input_id).stdout
+        assert run("preview", "inputs").stdout.strip() == "{}"
+        assert "enabled" in run("input", "enable", input_id).stdout
+        listed = run("input", "list", "inputs").stdout
+        assert "fw" in listed and "cisco_asa" in listed
+        assert f"removed input {input_id}" in run("input", "remove", input_id).stdout
+        assert server.data("GET", "/groups/inputs")["configVersion"] == 6
+
+    def test_preview_is_byte_identical_to_the_api(self, run: Any, server: LiveServer) -> None:
+        """preview prints the exact bytes of the admin preview."""
+        run("group", "create", "exact")
+        run("input", "add", "exact", "demo_logs", "demo", "-o", "format=json")
+        api = server.admin("GET", "/groups/exact/preview", platform="kubernetes").content
+        printed = run("preview", "exact", "--platform", "kubernetes").stdout_bytes
+        assert printed == api + (b"" if api.endswith(b"\n") else b"\n")
+
+    def test_invalid_options_fail_with_the_servers_message(self, run: Any) -> None:
+        """A refused input prints the server's one-line reason and exits 1."""
+        run("group", "create", "bad-inputs")
+        result = run("input", "add", "bad-inputs", "file", "logs", ok=False)
+        assert result.exit_code == 1
+        assert "include" in result.stderr and "HTTP 422" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+    def test_edit_without_changes_is_a_usage_error(self, run: Any) -> None:
+        """input edit with nothing to change says so."""
+        result = run("input", "edit", "whatever", ok=False)
+        assert result.exit_code == 2
+        assert "nothing to change" in result.stderr
+
+
+class TestTokenCommands:
+    def test_mint_prints_only_the_token_on_stdout(self, run: Any, server: LiveServer) -> None:
+        """token mint prints the EBT_ token alone on stdout, details on stderr."""
+        run("group", "create", "tokens")
+        minted = run(
+            "token", "mint", "tokens", "--ttl", "2h", "--max-uses", "3", "--label", "rack 4"
+        )
+        token = minted.stdout.strip()
+        assert token.startswith("EBT_") and "\n" not in token
+        assert "3 uses" in minted.stderr and "not shown again" in minted.stderr
+        listed = run("token", "list", "tokens").stdout
+        assert "0/3" in listed and "rack 4" in listed and token not in listed
+        token_id = server.data("GET", "/enrolment-tokens", group="tokens")[0]["id"]
+        assert f"revoked enrolment token {token_id}" in run("token", "revoke", token_id).stdout
+        assert "revoked" in run("token", "list", "tokens").stdout
+
+
+class TestAgentCommands:
+    def test_agents_list_is_a_readable_table(self, run: Any, server: LiveServer) -> None:
+        """Host, group, online with last seen, versions, applied/target, last error."""
+        run("group", "create", "fleet")
+        run("input", "add", "fleet", "demo_logs", "demo", "-o", "format=json")
+        agent = enrol(server, "fleet", "web-7.example.com")
+        error = {"configVersion": 2, "message": "vector validate failed"}
+        httpx.post(
+            f"{server.url}/api/v1/agents/{agent['agentId']}/heartbeat",
+            json=beat(appliedConfigVersion=1, configError=error),
+            headers={"Authorization": f"Bearer {agent['agentToken']}"},
+        )
+        listed = run("agents", "list", "--group", "fleet").stdout
+        header, row = listed.splitlines()
+        assert header.split()[:6] == ["HOST", "GROUP", "STATUS", "AGENT", "VECTOR", "CONFIG"]
+        assert row.startswith("web-7.example.com  fleet")
+        assert "online (" in row and "s ago)" in row
+        assert "0.4.1" in row and "0.40.0" in row and "1/2" in row
+        assert "v2: vector validate failed" in row
+
+    def test_move_upgrade_actions_and_revoke(self, run: Any, server: LiveServer) -> None:
+        """move, upgrade (many agents), actions list/cancel and revoke."""
+        run("group", "create", "blue")
+        run("group", "create", "green")
+        a = enrol(server, "blue", "a")["agentId"]
+        b = enrol(server, "blue", "b")["agentId"]
+        moved = run("agents", "move", a, "green").stdout
+        assert "to group green" in moved
+        queued = run("upgrade", a, b, "--version", "0.4.2", "--deadline", "1h").stdout
+        assert queued.count("queued upgrade to 0.4.2") == 2
+        listed = run("actions", "list", "--agent", a).stdout
+        assert "upgrade_agent" in listed and "pending" in listed and "0.4.2" in listed
+        action_id = server.data("GET", "/actions", agentId=a)[0]["id"]
+        assert f"cancelled action {action_id}" in run("actions", "cancel", action_id).stdout
+        again = run("actions", "cancel", action_id, ok=False)
+        assert again.exit_code == 1 and "only pending actions cancel" in again.stderr
+        assert "its next request gets 403" in run("agents", "revoke", b).stdout
+        assert "revoked" in run("agents", "list", "--status", "revoked").stdout
+
+    def test_upgrade_with_a_bad_version_is_refused(self, run: Any, server: LiveServer) -> None:
+        """A target version that is not a version is refused by the server, nothing queued."""
+        run("group", "create", "strict")
+        agent = enrol(server, "strict")["agentId"]
+        result = run("upgrade", agent, "--version", "1.2; reboot", ok=False)
+        assert result.exit_code == 1 and "targetVersion" in result.stderr
+        assert server.data("GET", "/actions", agentId=agent) == []
+
+
+class TestFailures:
+    def test_unknown_group_is_one_line_and_exit_1(self, run: Any) -> None:
+        """The server's 404 message is printed as one line."""
+        result = run("group", "delete", "no-such-group", ok=False)
+        assert result.exit_code == 1
+        assert result.stderr.strip() == "Error: no group with id or slug 'no-such-group' (HTTP 404)"
+
+    def test_missing_admin_token_is_explained(self, server: LiveServer) -> None:
+        """Without a token the command says how to give one."""
+        result = CliRunner().invoke(
+            main, ["group", "list", "--url", server.url], env={"LOGPULSE_ADMIN_TOKEN": ""}
+        )
+        assert result.exit_code == 1
+        assert "LOGPULSE_ADMIN_TOKEN" in result.stderr
+
+    def test_wrong_admin_token_is_refused(self, server: LiveServer) -> None:
+        """A wrong token prints the server's 401 message."""
+        result = CliRunner().invoke(
+            main, ["group", "list", "--url", server.url, "--admin-token", "nope"]
+        )
+        assert result.exit_code == 1 and "HTTP 401" in result.stderr
+
+    def test_unreachable_server_is_one_line(self, tmp_path: Path) -> None:
+        """Nothing listening: one line naming the URL."""
+        result = CliRunner().invoke(
+            main, ["agents", "list", "--url", "http://127.0.0.1:9", "--admin-token", "x"]
+        )
+        assert result.exit_code == 1
+        assert "cannot reach logpulse-server at http://127.0.0.1:9" in result.stderr
+        assert "Traceback" not in result.output
+
+
+class TestHelpers:
+    def test_durations(self) -> None:
+        """90, 90s, 30m, 24h and 7d are seconds; anything else is refused."""
+        assert [parse_duration(t) for t in ("90", "90s", "30m", "24h", "7d")] == [
+            90,
+            90,
+            1800,
+            86400,
+            604800,
+        ]
+        with pytest.raises(Exception, match="not a duration"):
+            parse_duration("soon")
+
+    def test_options_are_json_when_they_parse(self) -> None:
+        """port=514 is a number, a list parses, plain text stays text."""
+        assert parse_option("port=514") == ("port", 514)
+        assert parse_option('include=["/var/log/*.log"]') == ("include", ["/var/log/*.log"])
+        assert parse_option("mode=udp") == ("mode", "udp")
+
+    def test_ago_and_table(self) -> None:
+        """Relative times and padded columns."""
+        from datetime import datetime, timezone
+
+        now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+        assert ago("2025-01-01T11:59:18Z", now) == "42s ago"
+        assert ago("2025-01-01T09:00:00Z", now) == "3h ago"
+        assert ago(None, now) == "never"
+        assert table(("A", "BB"), [["x", None]]) == "A  BB\nx  -"
