@@ -15,6 +15,7 @@ from logpulse_agent.state import AppliedConfig, RejectedConfig
 # applied (60 s at the default 10 s poll): CRASH_LOOP_EXITS unrequested exits inside the window
 # roll it back; surviving the window makes it the last-known-good config.
 CRASH_WINDOW_POLLS = 6.0
+CRASH_WINDOW_MIN = 5.0  # never shorter: three Vector start-ups must fit into it
 CRASH_LOOP_EXITS = 3
 JITTER = 0.1
 
@@ -52,6 +53,11 @@ class Watch:
     version: int
     etag: str
     since: float  # monotonic clock when it was applied
+
+
+def crash_window(poll_interval: float) -> float:
+    """How long a new config is watched: 60 s at the default poll, never under 5 s."""
+    return max(CRASH_WINDOW_MIN, CRASH_WINDOW_POLLS * poll_interval)
 
 
 def crash_loop(exits_since_apply: int) -> bool:

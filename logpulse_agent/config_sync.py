@@ -29,10 +29,10 @@ import structlog
 
 from logpulse_agent.config_decisions import (
     CRASH_LOOP_EXITS,
-    CRASH_WINDOW_POLLS,
     Plan,
     Watch,
     crash_loop,
+    crash_window,
     jittered,
     plan_update,
     retry_ceiling,
@@ -94,7 +94,7 @@ class ConfigSync:
         self.vector = vector
         self.status = status
         self.poll_interval = poll_interval
-        self.crash_window = CRASH_WINDOW_POLLS * poll_interval
+        self.crash_window = crash_window(poll_interval)
         self._rng = rng or random.Random()
         self._clock = clock
         self._poke = asyncio.Event()
@@ -208,7 +208,7 @@ class ConfigSync:
         try:
             await self._validate(candidate)
         except ValidationFailed as exc:
-            self._reject(update.version, update.etag, f"vector validate failed: {exc}")
+            self._reject(update.version, update.etag, str(exc))
             return
         restart = previous is not None and requires_restart(
             previous.decode("utf-8", "replace"), update.body.decode("utf-8", "replace")

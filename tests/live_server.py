@@ -45,8 +45,11 @@ class LiveServer:
         db: Path,
         log: Path,
         event_hooks: Hooks | None = None,
+        lines: queue.Queue[str] | None = None,
     ) -> None:
         self.process, self.url, self.admin_token = process, url, admin_token
+        self._lines = lines
+        self._stdout: list[str] = []
         self.db, self.log = db, log
         self._reader = reader
         self._http = httpx.Client(
@@ -65,6 +68,15 @@ class LiveServer:
         response = self.admin(method, path, json, **params)
         response.raise_for_status()
         return None if response.status_code == 204 else response.json()["data"]
+
+    def stdout(self) -> str:
+        """Everything the server printed on stdout so far (uvicorn's access log goes there)."""
+        while self._lines is not None:
+            try:
+                self._stdout.append(self._lines.get_nowait())
+            except queue.Empty:
+                break
+        return "".join(self._stdout)
 
     def stop(self) -> int:
         """SIGTERM, wait, SIGKILL if it lingers; returns the exit status."""
@@ -114,6 +126,8 @@ def start_live_server(
     db: Path | None = None,
     env: dict[str, str] | None = None,
     event_hooks: Hooks | None = None,
+    port: int = 0,
+    access_log: bool = False,
 ) -> LiveServer:
     """Start a server subprocess and wait until it listens (at most ``START_TIMEOUT`` s).
 
@@ -121,6 +135,7 @@ def start_live_server(
     tests check every response against the OpenAPI document this way).
     """
     token = admin_token or "ADM_test_" + secrets.token_urlsafe(16)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     db = db or tmp_path / "server.db"
     log = tmp_path / "server.log"
     args = [
@@ -131,12 +146,14 @@ def start_live_server(
         "--host",
         "127.0.0.1",
         "--port",
-        "0",
+        str(port),
         "--db",
         str(db),
     ]
     if ingest_url:
         args += ["--ingest-url", ingest_url]
+    if access_log:
+        args.append("--access-log")
     if offline_threshold is not None:
         args += ["--offline-threshold", str(offline_threshold)]
     if sweep_interval is not None:
@@ -168,7 +185,7 @@ def start_live_server(
             f" its log:\n{log.read_text(errors='replace')[-4000:]}"
         )
     url = first[len(LISTENING) :].strip()
-    return LiveServer(process, reader, url, token, db, log, event_hooks)
+    return LiveServer(process, reader, url, token, db, log, event_hooks, lines)
 
 
 def create_group_with_input(

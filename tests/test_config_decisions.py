@@ -8,6 +8,7 @@ from logpulse_agent.config_decisions import (
     Plan,
     Watch,
     crash_loop,
+    crash_window,
     jittered,
     plan_update,
     retry_ceiling,
@@ -48,6 +49,11 @@ class TestCrashWatch:
         """Two exits may be bad luck; three right after an apply blame the config."""
         assert not crash_loop(2)
         assert crash_loop(3)
+
+    def test_window_is_a_minute_at_default_poll_and_never_under_five_seconds(self) -> None:
+        """Six poll intervals, with a floor that leaves room for three Vector start-ups."""
+        assert crash_window(10.0) == 60.0
+        assert crash_window(0.1) == 5.0
 
     def test_a_quiet_window_promotes_the_config(self) -> None:
         """Surviving the whole window makes a config last-known-good."""

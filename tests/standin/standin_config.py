@@ -124,6 +124,29 @@ def rust_list(paths: list[Path]) -> str:
     return "[" + ", ".join(json.dumps(str(p)) for p in paths) + "]"
 
 
+def switches_by_content(text: str) -> dict[str, str]:
+    """Switches for configs the tests cannot annotate (the control plane renders them).
+
+    ``$STANDIN_SWITCHES`` names a JSON file ``{"<substring>": ["fail-validate", "exit-after=0.2"]}``:
+    a config containing the substring behaves as if it carried those ``# standin:`` comments.
+    The file is read at every load, so a test can change the rules while Vector runs.
+    """
+    path = os.environ.get("STANDIN_SWITCHES")
+    if not path:
+        return {}
+    try:
+        rules = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, str] = {}
+    for needle, names in rules.items():
+        if needle in text:
+            for name in names:
+                key, _, value = name.partition("=")
+                found[key] = value
+    return found
+
+
 class Loaded:
     """One successfully loaded and checked set of config files."""
 
@@ -131,6 +154,7 @@ class Loaded:
         self.paths, self.raw, self.doc = paths, raw, doc
         text = b"".join(raw[p] for p in paths).decode("utf-8", "replace")
         self.switches = {m[1]: m[2] or "" for m in SWITCH_RE.finditer(text)}
+        self.switches.update(switches_by_content(text))
         self.sha256 = hashlib.sha256(b"".join(raw[p] for p in paths)).hexdigest()
 
     @property
