@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from logpulse_agent.config_decisions import jittered, retry_ceiling
-from logpulse_agent.retry import RetryPolicy
 from logpulse_agent.errors import ControlPlaneError, RevokedError
 from logpulse_agent.outbox import Outbox
 from logpulse_agent.protocol import ActionResult, Heartbeat, HeartbeatReply, PendingAction
+from logpulse_agent.retry import RetryPolicy
 from logpulse_agent.status import StatusTracker
 
 log = structlog.get_logger(__name__)

@@ -6,6 +6,7 @@ log), so a broken agent fails a test in seconds instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,7 +81,9 @@ class AgentProcess:
         self.outputs: list[Path] = []
 
     # --- commands ----------------------------------------------------------------------------
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         out = subprocess.run(
             [*self.command, *args],
             env={**self.env, **(env or {})},
@@ -133,10 +136,8 @@ class AgentProcess:
             if event.get("event") == "started":
                 pid = event.get("pid")
                 if isinstance(pid, int):
-                    try:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
 
     # --- observations ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -127,8 +127,9 @@ def rust_list(paths: list[Path]) -> str:
 def switches_by_content(text: str) -> dict[str, str]:
     """Switches for configs the tests cannot annotate (the control plane renders them).
 
-    ``$STANDIN_SWITCHES`` names a JSON file ``{"<substring>": ["fail-validate", "exit-after=0.2"]}``:
-    a config containing the substring behaves as if it carried those ``# standin:`` comments.
+    ``$STANDIN_SWITCHES`` names a JSON file such as
+    ``{"<substring>": ["fail-validate", "exit-after=0.2"]}``: a config containing the substring
+    behaves as if it carried those ``# standin:`` comments.
     The file is read at every load, so a test can change the rules while Vector runs.
     """
     path = os.environ.get("STANDIN_SWITCHES")

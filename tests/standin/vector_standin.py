@@ -29,7 +29,9 @@ exit 78), ``# standin: exit-after=SECONDS`` (all sources finish: exit 0 after th
 (loads and validates, but a reload to it fails). Timers re-arm when a config becomes active.
 
 ``STANDIN_SWITCHES=path`` attaches switches to configs by content (see
-standin_config.switches_by_content). ``STANDIN_EVENTS=path`` appends one JSON object per event (started, start_failed, reloaded,
+standin_config.switches_by_content).
+
+``STANDIN_EVENTS=path`` appends one JSON object per event (started, start_failed, reloaded,
 reload_failed, validated, validate_failed, stopping, stopped, crashed, secret_resolved) — key
 names and whether a value was obtained, never a secret value. Each event is written before the
 log line that announces it, so a test that saw the line finds the event. ``STANDIN_VERSION``
