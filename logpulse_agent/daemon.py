@@ -15,6 +15,7 @@ import contextlib
 import os
 import random
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 
@@ -71,6 +72,7 @@ class Daemon:
         self.notifier = Notifier(environ)
         self.stopping = asyncio.Event()
         self.rng = random.Random()
+        self._vector_started: tuple[int | None, str | None] = (None, None)
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -174,6 +176,7 @@ class Daemon:
                 http=http,
                 allow_insecure_http=settings.allow_insecure_http,
             )
+
             async def validate_candidate(candidate: os.PathLike[str]) -> None:
                 await validate(settings.vector_bin, [store.globals_config, candidate], vector_env)
 
@@ -262,10 +265,16 @@ class Daemon:
             log.info("agent.stopped")
 
     def _publish_vector(self, supervisor: VectorSupervisor, outbox: Outbox, up: Upgrader) -> None:
-        started = None
-        if supervisor.pid is not None and supervisor.uptime() > 0:
-            started_ts = datetime.now(timezone.utc).timestamp() - supervisor.uptime()
-            started = datetime.fromtimestamp(int(started_ts), timezone.utc).isoformat()
+        # Wall-clock start of the current Vector, computed once per pid so the snapshot only
+        # changes (and is rewritten) when something really changed.
+        pid = supervisor.pid if supervisor.state is VectorState.RUNNING else None
+        if pid != self._vector_started[0]:
+            started = None
+            if pid is not None:
+                ts = time.time() - supervisor.uptime()
+                started = datetime.fromtimestamp(int(ts), timezone.utc).isoformat()
+            self._vector_started = (pid, started)
+        started = self._vector_started[1]
         inflight = up.inflight()
         self.status.update(
             vector={

@@ -170,11 +170,11 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
     err = cfg.get("lastError")
     if err:
         lines.append(f"config error:    version {err.get('configVersion')}: {err.get('message')}")
-    uptime = vec.get("uptimeSeconds")
+    started = _parse_iso(vec.get("startedAt"))
+    uptime = f"{int(now - started)}s" if started is not None and vec.get("running") else "-"
     lines.append(
         f"vector:          {vec.get('state', '?')} pid={vec.get('pid') or '-'} "
-        f"uptime={int(uptime) if isinstance(uptime, (int, float)) else '-'}s "
-        f"version={vec.get('version') or '-'}"
+        f"uptime={uptime} version={vec.get('version') or '-'}"
     )
     lines.append(f"pending results: {snap.get('pendingActionResults', 0)}")
     upgrade = snap.get("inflightUpgrade")
