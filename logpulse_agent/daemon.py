@@ -119,19 +119,27 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         self.store.ensure_dirs()
         self.status.write()
-        identity = await self.wait_for_enrolment()
-        if identity is None:
+        # READY at once (waiting for enrolment is a normal state, not a slow start-up) and the
+        # watchdog from the same loop, so a wedged loop is restarted by systemd.
+        self.notifier.ready()
+        watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
+        try:
+            identity = await self.wait_for_enrolment()
+            if identity is None:
+                return 0
+            self.status.update(
+                identity={
+                    "agentId": identity.agent_id,
+                    "groupId": identity.group_id,
+                    "apiUrl": identity.api_url,
+                },
+                control_plane="connecting",
+            )
+            await self._run_enrolled(identity)
             return 0
-        self.status.update(
-            identity={
-                "agentId": identity.agent_id,
-                "groupId": identity.group_id,
-                "apiUrl": identity.api_url,
-            },
-            control_plane="connecting",
-        )
-        await self._run_enrolled(identity)
-        return 0
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
 
     def _vector_env(self) -> dict[str, str]:
         return {k: v for k, v in self.environ.items() if k not in PRIVATE_ENV}
@@ -248,8 +256,7 @@ class Daemon:
                 )
             ]
             vector_task = asyncio.create_task(guarded("vector", supervisor.run), name="vector")
-            watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
-            self.notifier.ready()
+            self.notifier.notify("STATUS=running")
             log.info("agent.started", agent_id=identity.agent_id, version=__version__)
             await self.stopping.wait()
             log.info("agent.stopping")
@@ -259,8 +266,7 @@ class Daemon:
             await asyncio.gather(*workers, return_exceptions=True)
             await supervisor.stop()
             vector_task.cancel()
-            watchdog.cancel()
-            await asyncio.gather(vector_task, watchdog, return_exceptions=True)
+            await asyncio.gather(vector_task, return_exceptions=True)
             self._publish_vector(supervisor, outbox, upgrader)
             log.info("agent.stopped")
 

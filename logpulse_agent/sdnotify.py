@@ -37,7 +37,7 @@ class Notifier:
             log.warning("systemd.notify_failed", error=str(exc))
 
     def ready(self) -> None:
-        self.notify("READY=1\nSTATUS=running")
+        self.notify("READY=1\nSTATUS=starting")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1")

@@ -5,9 +5,20 @@ install script from ``install_url`` (TLS verified by the injected client, no red
 https to http, 1 MiB cap, non-2xx is an :class:`ActionError`), saves it 0700 under
 ``state_dir/upgrade/`` and runs ``/bin/sh <script>`` with ``LOGPULSE_VERSION=v<target>``, output
 appended to ``log_dir/upgrade.log``. The installer must survive the agent's own restart, so it
-never runs as a plain child: when systemd is PID 1 it becomes its own transient unit
-(``systemd-run``); elsewhere (containers, tests) a process in its own session that a background
-thread reaps if it exits while we live. The strategy is a :data:`Spawn` and can be replaced.
+never runs as a plain child: where systemd is not PID 1 (containers, tests) it is a process in its
+own session that a background thread reaps if it exits while we live. The strategy is a
+:data:`Spawn` and can be replaced.
+
+Under systemd the agent runs unprivileged as ``logpulse`` and cannot install anything itself.
+It downloads nothing then: it only writes the validated version to
+``state_dir/upgrade-request`` (atomically). The root ``logpulse-agent-upgrade.path`` unit sees the
+file and starts the oneshot ``logpulse-agent-upgrade.service``, which removes the request,
+re-validates the version, fetches the installer itself from the URL root configured and runs it
+pinned to that version, appending to ``upgrade.log`` (``systemd/logpulse-agent-upgrade``). The
+control plane can thus make root run nothing but the installer, at a strictly validated version.
+The record's ``unit`` is then that service: the installer counts as running while the request
+waits to be picked up or the service is activating; a request nobody picks up within
+``pickup_timeout`` fails with a message naming the path unit.
 
 After a restart, or while waiting, :meth:`Upgrader.reconcile` turns the record into a result:
 ``done`` once the agent runs the target version, ``failed`` with the log tail once the installer
@@ -60,6 +71,11 @@ LOG_TAIL_LINES = 40
 LOG_TAIL_BYTES = 64 * 1024
 LOG_ROTATE_BYTES = 1024 * 1024
 INFLIGHT_FILE = "upgrade-inflight.json"
+REQUEST_FILE = "upgrade-request"
+UPGRADE_UNIT = "logpulse-agent-upgrade.service"
+UPGRADE_PATH_UNIT = "logpulse-agent-upgrade.path"
+# Unit states in which the oneshot upgrade service is still at work.
+_BUSY_STATES = frozenset({"active", "activating", "deactivating", "reloading"})
 
 
 # --- launching the installer ------------------------------------------------------------------
@@ -102,10 +118,14 @@ def systemd_is_pid1() -> bool:
 
 
 def systemd_unit_active(unit: str) -> bool:
-    """True while ``unit`` is active or activating (``systemctl is-active``)."""
+    """True while ``unit`` is active, activating or deactivating (``systemctl is-active``).
+
+    The state is read from the output, not the exit status: ``is-active`` exits non-zero for
+    ``activating``, which is the whole life of a oneshot service.
+    """
     try:
         done = subprocess.run(
-            ["systemctl", "is-active", "--quiet", unit],
+            ["systemctl", "is-active", unit],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=10,
@@ -113,7 +133,7 @@ def systemd_unit_active(unit: str) -> bool:
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return done.returncode == 0
+    return done.stdout.decode("ascii", "replace").strip() in _BUSY_STATES
 
 
 def pid_alive(pid: int, create_time: float | None) -> bool:
@@ -178,7 +198,9 @@ async def spawn_systemd_run(request: SpawnRequest) -> Launch:
     """Run the installer as its own transient systemd unit, outside the agent's cgroup.
 
     ``systemd-run`` returns once the unit is started; ``--collect`` removes it after it exits.
-    Issue 4 replaces this with a privileged request-file path for the unprivileged agent.
+    Only for an agent that runs as root and is given this strategy explicitly (``spawn=``): the
+    default under systemd is the request file of the module docstring, since the ``logpulse``
+    user may not start units.
     """
     argv = [
         "systemd-run",
@@ -308,11 +330,13 @@ class Upgrader:
         now: Callable[[], datetime] = utc_now,
         max_age: timedelta = timedelta(minutes=30),
         download_timeout: float = 120.0,
+        pickup_timeout: timedelta = timedelta(minutes=2),
     ) -> None:
         self.install_url = install_url
         self.state_dir = Path(state_dir)
         self.log_path = Path(log_dir) / "upgrade.log"
         self.inflight_path = self.state_dir / INFLIGHT_FILE
+        self.request_path = self.state_dir / REQUEST_FILE
         self._http = http
         self._allow_insecure_http = allow_insecure_http
         self._systemd_pid1 = systemd_pid1
@@ -321,6 +345,7 @@ class Upgrader:
         self._now = now
         self._max_age = max_age
         self._download_timeout = download_timeout
+        self._pickup_timeout = pickup_timeout
         self._exit_codes: dict[int, int] = {}  # pid -> status, filled by the reaper thread
         self._gone_since: dict[str, datetime] = {}  # action id -> first seen without installer
 
@@ -336,9 +361,12 @@ class Upgrader:
         self._write_inflight(record)
         version = f"v{record.to_version}"
         self._open_log_section(record)
+        if self._spawn is None and self._systemd_pid1():
+            self._request_privileged(record, version)
+            return
         try:
             script = await self._fetch_script(record.action_id)
-            spawn = self._spawn or (spawn_systemd_run if self._systemd_pid1() else spawn_detached)
+            spawn = self._spawn or spawn_detached
             launch = await spawn(
                 SpawnRequest(
                     script=script,
@@ -361,6 +389,30 @@ class Upgrader:
             to_version=record.to_version,
             pid=launch.pid,
             unit=launch.unit,
+        )
+
+    def _request_privileged(self, record: InFlightUpgrade, version: str) -> None:
+        """Ask the root upgrade service for ``version`` through the request file.
+
+        The record names the unit before the request exists, so a crash in between can never
+        leave an upgrade running that the record does not know about.
+        """
+        self._write_inflight(replace(record, unit=UPGRADE_UNIT))
+        try:
+            atomic.write_text(self.request_path, version + "\n", mode=0o600)
+        except StateError as exc:
+            self._append_log(f"[logpulse-agent] upgrade to {version} not requested: {exc}")
+            raise ActionError(f"cannot request the upgrade: {exc}") from None
+        self._append_log(
+            f"[logpulse-agent] requested {version} from {UPGRADE_PATH_UNIT} ({self.request_path})"
+        )
+        log.info(
+            "upgrade.requested",
+            action_id=record.action_id,
+            from_version=record.from_version,
+            to_version=record.to_version,
+            request=str(self.request_path),
+            unit=UPGRADE_UNIT,
         )
 
     async def _fetch_script(self, action_id: str) -> Path:
@@ -475,9 +527,24 @@ class Upgrader:
         age = now - _parse_time(record.started_at, now - self._max_age)
         status = self._exit_codes.get(record.pid) if record.pid is not None else None
         alive = status is None and self._installer_alive(record)
-        if alive and age < self._max_age:
+        unclaimed = (
+            alive
+            and record.unit == UPGRADE_UNIT
+            and self.request_path.exists()
+            and not self._unit_active(UPGRADE_UNIT)
+        )
+        if unclaimed and age >= self._pickup_timeout:
+            self.request_path.unlink(missing_ok=True)
+            seconds = int(self._pickup_timeout.total_seconds())
+            error = (
+                f"upgrade to {record.to_version} was not picked up within {seconds} s: "
+                f"nothing consumed {self.request_path}; is {UPGRADE_PATH_UNIT} enabled? "
+                f"(systemctl enable --now {UPGRADE_PATH_UNIT})"
+            )
+            self._append_log(f"[logpulse-agent] {error}")
+        elif alive and age < self._max_age:
             return None
-        if alive:
+        elif alive:
             minutes = int(self._max_age.total_seconds() // 60)
             error = (
                 f"upgrade to {record.to_version} did not finish within {minutes} minutes: "
@@ -513,6 +580,9 @@ class Upgrader:
         atomic.remove(self.inflight_path)
         if record is not None:
             self._gone_since.pop(record.action_id, None)
+            if record.unit == UPGRADE_UNIT:
+                # A result is final: a request still lying there must not install later.
+                self.request_path.unlink(missing_ok=True)
             (self.state_dir / "upgrade" / f"install-{_short_id(record.action_id)}.sh").unlink(
                 missing_ok=True
             )
@@ -520,6 +590,8 @@ class Upgrader:
     def _installer_alive(self, record: InFlightUpgrade) -> bool:
         if record.pid is not None:
             return pid_alive(record.pid, record.pid_create_time)
+        if record.unit == UPGRADE_UNIT and self.request_path.exists():
+            return True  # asked for, not yet picked up by the path unit
         if record.unit is not None:
             return self._unit_active(record.unit)
         return False
@@ -589,6 +661,8 @@ def _parse_time(value: str, default: datetime) -> datetime:
 
 
 __all__ = [
+    "REQUEST_FILE",
+    "UPGRADE_UNIT",
     "VERSION_RE",
     "InFlightUpgrade",
     "Launch",

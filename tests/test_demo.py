@@ -38,7 +38,7 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 0
         assert "demo stopped" in out.read_text()
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=10)
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     finally:
         if demo.poll() is None:

@@ -27,6 +27,7 @@ from logpulse_agent.upgrade import (
     parse_target_version,
     pid_alive,
     spawn_systemd_run,
+    systemd_unit_active,
 )
 
 pytestmark = pytest.mark.anyio
@@ -341,14 +342,14 @@ class TestStart:
         with pytest.raises(ActionError, match="plain http"):
             await upgrader.start(RECORD)
 
-    async def test_systemd_hosts_launch_a_transient_unit(
+    async def test_the_systemd_run_strategy_launches_a_transient_unit(
         self,
         tmp_path: Path,
         server: ScriptServer,
         http: httpx.AsyncClient,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """With systemd as PID 1 the installer is handed to systemd-run as its own unit."""
+        """Given spawn_systemd_run (a root agent), the installer becomes its own transient unit."""
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         fake = bin_dir / "systemd-run"
@@ -361,6 +362,7 @@ class TestStart:
             f"{server.base_url}/install.sh",
             http,
             systemd_pid1=lambda: True,
+            spawn=spawn_systemd_run,
             unit_active=lambda unit: unit == "logpulse-agent-upgrade-act1",
         )
         await upgrader.start(RECORD)
@@ -394,6 +396,175 @@ class TestStart:
         request = SpawnRequest(tmp_path / "i.sh", "v0.2.0", tmp_path / "u.log", "u")
         with pytest.raises(ActionError, match="status 1: Failed to start transient"):
             await spawn_systemd_run(request)
+
+
+# --- the privileged request path (systemd) ------------------------------------------------------
+
+
+class UnitState:
+    """What ``systemctl is-active logpulse-agent-upgrade.service`` would say, settable."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.asked: list[str] = []
+
+    def __call__(self, unit: str) -> bool:
+        self.asked.append(unit)
+        return self.busy
+
+
+class TestPrivilegedRequest:
+    async def test_systemd_hosts_write_only_the_version_to_the_request_file(
+        self, tmp_path: Path, server: ScriptServer, http: httpx.AsyncClient
+    ) -> None:
+        """Under systemd the agent downloads and runs nothing: it writes the version, atomically."""
+        server.routes["/install.sh"] = (200, {}, installer(tmp_path))
+        upgrader = make_upgrader(
+            tmp_path, f"{server.base_url}/install.sh", http, systemd_pid1=lambda: True
+        )
+        await upgrader.start(RECORD)
+        request = tmp_path / "state" / "upgrade-request"
+        assert request.read_text() == "v0.2.0\n"
+        assert stat.S_IMODE(request.stat().st_mode) == 0o600
+        assert server.requests == []
+        assert not (tmp_path / "ran").exists()
+        assert [p.name for p in request.parent.iterdir() if p.name.startswith(".")] == []
+        record = upgrader.inflight()
+        assert record is not None and record.unit == "logpulse-agent-upgrade.service"
+        assert record.pid is None
+        assert "requested v0.2.0 from logpulse-agent-upgrade.path" in upgrader.log_tail("act-1")
+
+    async def test_a_request_waiting_for_pickup_is_in_progress(
+        self, tmp_path: Path, http: httpx.AsyncClient
+    ) -> None:
+        """Until the path unit takes the request, the upgrade is still running."""
+        units = UnitState()
+        upgrader = make_upgrader(
+            tmp_path, "https://get.example/", http, systemd_pid1=lambda: True, unit_active=units
+        )
+        await upgrader.start(RECORD)
+        assert upgrader.reconcile("0.1.0", settle=timedelta(0)) is None
+
+    async def test_a_request_nobody_picks_up_fails_naming_the_path_unit(
+        self, tmp_path: Path, http: httpx.AsyncClient
+    ) -> None:
+        """No path unit (or a disabled one): failed after the pickup timeout, request removed."""
+        clock = Clock(datetime.now(timezone.utc))
+        upgrader = make_upgrader(
+            tmp_path,
+            "https://get.example/",
+            http,
+            systemd_pid1=lambda: True,
+            unit_active=UnitState(),
+            now=clock,
+            pickup_timeout=timedelta(seconds=60),
+        )
+        record = InFlightUpgrade("act-1", "0.1.0", "0.2.0", clock.now.isoformat())
+        await upgrader.start(record)
+        clock.now += timedelta(seconds=59)
+        assert upgrader.reconcile("0.1.0") is None
+        clock.now += timedelta(seconds=2)
+        result = upgrader.reconcile("0.1.0")
+        assert result is not None and result.status == "failed"
+        assert "not picked up within 60 s" in result.result["error"]
+        assert "systemctl enable --now logpulse-agent-upgrade.path" in result.result["error"]
+        assert not (tmp_path / "state" / "upgrade-request").exists()
+
+    async def test_a_consumed_request_runs_while_the_service_is_activating(
+        self, tmp_path: Path, http: httpx.AsyncClient
+    ) -> None:
+        """The oneshot took the request and still runs: in progress, past the pickup timeout."""
+        clock = Clock(datetime.now(timezone.utc))
+        units = UnitState()
+        upgrader = make_upgrader(
+            tmp_path,
+            "https://get.example/",
+            http,
+            systemd_pid1=lambda: True,
+            unit_active=units,
+            now=clock,
+            pickup_timeout=timedelta(seconds=60),
+        )
+        await upgrader.start(InFlightUpgrade("act-1", "0.1.0", "0.2.0", clock.now.isoformat()))
+        (tmp_path / "state" / "upgrade-request").unlink()  # what the root service does first
+        units.busy = True
+        clock.now += timedelta(minutes=5)
+        assert upgrader.reconcile("0.1.0") is None
+        assert units.asked[-1] == "logpulse-agent-upgrade.service"
+
+    async def test_a_finished_service_without_the_new_version_fails_with_its_log(
+        self, tmp_path: Path, http: httpx.AsyncClient
+    ) -> None:
+        """The root service's output (appended to upgrade.log) is the failure's log tail."""
+        units = UnitState()
+        upgrader = make_upgrader(
+            tmp_path, "https://get.example/", http, systemd_pid1=lambda: True, unit_active=units
+        )
+        await upgrader.start(RECORD)
+        (tmp_path / "state" / "upgrade-request").unlink()
+        with (tmp_path / "log" / "upgrade.log").open("a") as log:
+            log.write("logpulse-agent installer: error: checksum mismatch for x.tar.gz\n")
+        result = upgrader.reconcile("0.1.0", settle=timedelta(0))
+        assert result is not None and result.status == "failed"
+        assert "checksum mismatch" in result.result["log"]
+        upgrader.clear_inflight()
+        assert upgrader.inflight() is None
+
+    async def test_done_after_the_restart_as_the_target(
+        self, tmp_path: Path, http: httpx.AsyncClient
+    ) -> None:
+        """The installer restarted the agent as the new version: done with both versions."""
+        upgrader = make_upgrader(tmp_path, "https://get.example/", http, systemd_pid1=lambda: True)
+        await upgrader.start(RECORD)
+        (tmp_path / "state" / "upgrade-request").unlink()
+        restarted = make_upgrader(tmp_path, "https://get.example/", http)
+        result = restarted.reconcile("0.2.0")
+        assert result is not None and result.status == "done"
+        assert result.result == {"fromVersion": "0.1.0", "toVersion": "0.2.0"}
+
+    async def test_clearing_a_result_removes_a_leftover_request(
+        self, tmp_path: Path, http: httpx.AsyncClient
+    ) -> None:
+        """Once the result is final, a request still lying there can no longer install later."""
+        upgrader = make_upgrader(tmp_path, "https://get.example/", http, systemd_pid1=lambda: True)
+        await upgrader.start(RECORD)
+        upgrader.clear_inflight()
+        assert not (tmp_path / "state" / "upgrade-request").exists()
+
+    async def test_an_unwritable_state_dir_is_an_action_error(
+        self, tmp_path: Path, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A request that cannot be written fails the action with the reason."""
+        upgrader = make_upgrader(tmp_path, "https://get.example/", http, systemd_pid1=lambda: True)
+        from logpulse_agent import atomic
+        from logpulse_agent.errors import StateError
+
+        real = atomic.write_text
+
+        def refuse(path: Path, text: str, mode: int = 0o644) -> None:
+            if path.name == "upgrade-request":
+                raise StateError(f"cannot write {path}: Read-only file system")
+            real(path, text, mode)
+
+        monkeypatch.setattr(atomic, "write_text", refuse)
+        with pytest.raises(ActionError, match="cannot request the upgrade"):
+            await upgrader.start(RECORD)
+
+
+class TestSystemdUnitActive:
+    @pytest.mark.parametrize(
+        ("state", "busy"),
+        [("activating", True), ("active", True), ("inactive", False), ("failed", False)],
+    )
+    def test_reads_the_state_not_the_exit_status(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, busy: bool
+    ) -> None:
+        """`is-active` exits 3 for a oneshot that is activating: the printed state decides."""
+        fake = tmp_path / "systemctl"
+        fake.write_text(f"#!/bin/sh\necho {state}\nexit 3\n")
+        fake.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+        assert systemd_unit_active("logpulse-agent-upgrade.service") is busy
 
 
 # --- reconciling ------------------------------------------------------------------------------

@@ -36,9 +36,11 @@ class MalformedRequest(ValueError):
 def secret_command(token_file: Path) -> list[str]:
     """The argv Vector runs to resolve ``SECRET[logpulse.agent_token]``.
 
-    ``sys.executable -m logpulse_agent`` works from a venv and from a source checkout; a frozen
-    release bundle (SPEC §8) may need its own entry point here instead.
+    ``sys.executable -m logpulse_agent`` works from a venv and from a source checkout; in a
+    frozen release bundle (SPEC §8) ``sys.executable`` is the agent itself.
     """
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "vector-secret", "--token-file", str(token_file)]
     return [
         sys.executable,
         "-m",

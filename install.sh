@@ -1,0 +1,458 @@
+#!/bin/sh
+# LogPulse agent installer.
+#
+#   curl -fsSL https://get.logpulse.io | sudo sh
+#   curl -fsSL https://get.logpulse.io | sudo LOGPULSE_VERSION=v0.4.2 sh
+#   curl -fsSL https://get.logpulse.io | sudo LOGPULSE_API_URL=https://api.logpulse.io \
+#       LOGPULSE_ENROL_TOKEN=EBT_... sh
+#
+# Downloads the release tarball and SHA256SUMS into a temporary directory, verifies the SHA-256
+# and unpacks there; only then does it touch the system: /opt/logpulse-agent/versions/<v>, an
+# atomic switch of /opt/logpulse-agent/current (the previous release is kept for rollback), the
+# /usr/bin/logpulse-agent link, the logpulse user, the directories of the file layout, the
+# systemd units. Then: an enrolled host is restarted (the upgrade path); with LOGPULSE_API_URL and
+# LOGPULSE_ENROL_TOKEN the host is enrolled and the agent started; otherwise it prints how to
+# enrol. Re-running it is harmless. Any failure before the system is touched (not root, no
+# curl/wget, unsupported architecture, HTTP error, checksum mismatch, broken bundle) prints one
+# line and exits non-zero with the system exactly as it was.
+#
+# Environment:
+#   LOGPULSE_VERSION        release to install: vX.Y.Z (or X.Y.Z) | latest        [latest]
+#   LOGPULSE_DOWNLOAD_BASE  where releases live: <base>/latest holds the latest version,
+#                           <base>/v<X.Y.Z>/ the tarballs and SHA256SUMS
+#                                                           [https://get.logpulse.io/releases]
+#   LOGPULSE_INSTALL_URL    where this script is served; recorded for remote upgrades
+#                                                                    [https://get.logpulse.io]
+#   LOGPULSE_ROOT           install under this root instead of / (packagers, tests). Nothing
+#                           outside it is changed and systemd is not called; the logpulse user
+#                           is created in ROOT/etc/passwd when that file exists.         [/]
+#   LOGPULSE_ARCH           architecture to install instead of `uname -m`        [detected]
+#   LOGPULSE_NO_SYSTEMD=1   write the units but never call systemctl
+#   LOGPULSE_API_URL, LOGPULSE_ENROL_TOKEN, LOGPULSE_GROUP
+#                           enrol (as the logpulse user) and start the agent
+#   LOGPULSE_ALLOW_INSECURE_HTTP=1
+#                           allow plain http:// downloads from a non-loopback host (unsafe)
+set -eu
+umask 022
+cd /
+
+PROG="logpulse-agent installer"
+AGENT_USER=logpulse
+VERSION_ERE='^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$'
+UNITS="logpulse-agent.service logpulse-agent-upgrade.service logpulse-agent-upgrade.path"
+
+say() { printf '%s: %s\n' "$PROG" "$*"; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+fail() {
+    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    exit 1
+}
+
+TMP=""
+cleanup() {
+    if [ -n "$TMP" ]; then
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- settings -------------------------------------------------------------------------------
+
+VERSION=${LOGPULSE_VERSION:-latest}
+BASE=${LOGPULSE_DOWNLOAD_BASE:-https://get.logpulse.io/releases}
+BASE=${BASE%/}
+INSTALL_URL=${LOGPULSE_INSTALL_URL:-https://get.logpulse.io}
+ROOT=${LOGPULSE_ROOT:-/}
+ROOT=${ROOT%/}  # "" for /, so "$ROOT/etc" is always right
+NO_SYSTEMD=${LOGPULSE_NO_SYSTEMD:-0}
+ALLOW_HTTP=${LOGPULSE_ALLOW_INSECURE_HTTP:-0}
+
+OPT=$ROOT/opt/logpulse-agent
+ETC=$ROOT/etc/logpulse-agent
+STATE=$ROOT/var/lib/logpulse-agent
+LOGS=$ROOT/var/log/logpulse-agent
+UNIT_DIR=$ROOT/etc/systemd/system
+
+# is_version STRING: true when STRING is strictly [v]X.Y.Z[-pre][+build] on one line.
+is_version() {
+    case $1 in
+        "" | *[!0-9A-Za-z.+-]*) return 1 ;;
+    esac
+    [ "${#1}" -le 64 ] && printf '%s\n' "$1" | grep -Eq "$VERSION_ERE"
+}
+
+# check_url NAME URL: https, or http to a loopback host, or http with the explicit opt-in.
+check_url() {
+    case $2 in
+        https://*) return 0 ;;
+        http://127.* | http://localhost | http://localhost[:/]* | http://\[::1\]*) return 0 ;;
+        http://*)
+            if [ "$ALLOW_HTTP" = 1 ]; then
+                warn "$1 $2 is plain http: the download can be read and altered in transit"
+                return 0
+            fi
+            fail "$1 $2 is plain http to a non-loopback host; use https:// (or set LOGPULSE_ALLOW_INSECURE_HTTP=1)"
+            ;;
+        *) fail "$1 '$2' is not an http(s):// URL" ;;
+    esac
+}
+
+# --- preflight: nothing below this line changes the system until "install" ----------------
+
+if [ "$(id -u)" != 0 ]; then
+    fail "must run as root (try: curl -fsSL $INSTALL_URL | sudo sh)"
+fi
+
+if [ "$VERSION" != latest ] && ! is_version "$VERSION"; then
+    fail "LOGPULSE_VERSION '$VERSION' is not a version such as v0.4.2 (or 'latest')"
+fi
+
+case ${LOGPULSE_ARCH:-$(uname -m)} in
+    x86_64 | amd64) ARCH=amd64 ;;
+    aarch64 | arm64) ARCH=arm64 ;;
+    *) fail "unsupported architecture '${LOGPULSE_ARCH:-$(uname -m)}': releases exist for x86_64 (amd64) and aarch64 (arm64)" ;;
+esac
+
+if command -v curl >/dev/null 2>&1; then
+    DOWNLOADER=curl
+elif command -v wget >/dev/null 2>&1; then
+    DOWNLOADER=wget
+else
+    fail "neither curl nor wget is installed; install one of them and run the installer again"
+fi
+
+if command -v sha256sum >/dev/null 2>&1; then
+    sha256() { sha256sum "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null 2>&1; then
+    sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
+elif command -v openssl >/dev/null 2>&1; then
+    sha256() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
+else
+    fail "no SHA-256 tool found (sha256sum, shasum or openssl); cannot verify the download"
+fi
+
+for tool in tar gzip mktemp; do
+    command -v "$tool" >/dev/null 2>&1 || fail "'$tool' is required but not installed"
+done
+
+# Creating the agent's user must not fail half-way through the install: check the tools now.
+if [ -z "$ROOT" ] && ! id "$AGENT_USER" >/dev/null 2>&1 \
+    && ! command -v useradd >/dev/null 2>&1 && ! command -v adduser >/dev/null 2>&1; then
+    fail "cannot create the $AGENT_USER user: neither useradd nor adduser is installed"
+fi
+if [ -n "$ROOT" ] && [ -f "$ROOT/etc/passwd" ] && ! grep -q "^$AGENT_USER:" "$ROOT/etc/passwd" \
+    && ! command -v useradd >/dev/null 2>&1; then
+    fail "cannot create the $AGENT_USER user in $ROOT/etc/passwd: useradd is not installed"
+fi
+
+check_url "download base" "$BASE"
+check_url "install URL" "$INSTALL_URL"
+
+case $ROOT in
+    "" | /*) ;;
+    *) fail "LOGPULSE_ROOT '$ROOT' must be an absolute path" ;;
+esac
+if [ -n "$ROOT" ] && [ ! -d "$ROOT" ]; then
+    fail "LOGPULSE_ROOT '$ROOT' is not a directory"
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/logpulse-install.XXXXXX") || fail "cannot create a temporary directory"
+
+# download URL DEST: fetch URL into DEST; one clear line on any failure.
+download() {
+    case $1 in
+        https://*) proto='=https' ;;
+        *) proto='=http,https' ;;
+    esac
+    if [ "$DOWNLOADER" = curl ]; then
+        if ! code=$(curl -sSL --proto "$proto" --proto-redir "$proto" --connect-timeout 20 \
+            --retry 2 -o "$2" -w '%{http_code}' "$1" 2>"$TMP/download.err"); then
+            fail "cannot download $1: $(head -n 1 "$TMP/download.err")"
+        fi
+        case $code in
+            2??) ;;
+            *) fail "cannot download $1: HTTP $code" ;;
+        esac
+    else
+        if ! wget -q -S -T 20 -O "$2" "$1" 2>"$TMP/download.err"; then
+            status=$(grep -o 'HTTP/[0-9.]* [0-9][0-9][0-9]' "$TMP/download.err" | tail -n 1)
+            fail "cannot download $1: ${status:-$(tail -n 1 "$TMP/download.err")}"
+        fi
+    fi
+}
+
+if [ "$VERSION" = latest ]; then
+    download "$BASE/latest" "$TMP/latest"
+    VERSION=$(head -n 1 "$TMP/latest" | tr -d ' \t\r')
+    is_version "$VERSION" || fail "$BASE/latest does not name a version (got '$(head -c 40 "$TMP/latest")')"
+fi
+VERSION=${VERSION#v}
+NAME=logpulse-agent-$VERSION-linux-$ARCH
+TARBALL=$NAME.tar.gz
+RELEASE_URL=$BASE/v$VERSION
+
+say "installing logpulse-agent $VERSION ($ARCH) from $RELEASE_URL"
+download "$RELEASE_URL/SHA256SUMS" "$TMP/SHA256SUMS"
+download "$RELEASE_URL/$TARBALL" "$TMP/$TARBALL"
+
+expected=$(awk -v name="$TARBALL" '$2 == name || $2 == "*" name { print $1; exit }' "$TMP/SHA256SUMS")
+[ -n "$expected" ] || fail "$RELEASE_URL/SHA256SUMS has no entry for $TARBALL"
+actual=$(sha256 "$TMP/$TARBALL")
+if [ "$actual" != "$expected" ]; then
+    fail "checksum mismatch for $TARBALL: expected $expected, got $actual; nothing was installed"
+fi
+say "verified SHA-256 of $TARBALL"
+
+mkdir "$TMP/unpack"
+tar -xzf "$TMP/$TARBALL" -C "$TMP/unpack" --no-same-owner --no-same-permissions \
+    || fail "cannot unpack $TARBALL"
+NEW=$TMP/unpack/logpulse-agent-$VERSION
+[ -x "$NEW/logpulse-agent" ] || fail "$TARBALL is not a logpulse-agent release (no logpulse-agent-$VERSION/logpulse-agent)"
+for unit in $UNITS logpulse-agent-upgrade; do
+    [ -f "$NEW/systemd/$unit" ] || fail "$TARBALL is incomplete: systemd/$unit is missing"
+done
+if [ -z "${LOGPULSE_ARCH:-}" ]; then
+    # Before switching anything: the new build must run on this host.
+    got=$("$NEW/logpulse-agent" --version 2>&1) || fail "the $VERSION build does not run on this host: $got"
+fi
+
+# --- install ------------------------------------------------------------------------------
+
+# atomic_link TARGET LINK: point LINK at TARGET with one rename (readers never see it missing).
+atomic_link() {
+    ln -s "$1" "$2.tmp.$$"
+    mv -T "$2.tmp.$$" "$2" || {
+        rm -f "$2.tmp.$$"
+        fail "cannot replace $2"
+    }
+}
+
+# atomic_copy SRC DEST MODE: replace DEST with a copy of SRC (a running reader keeps the old).
+atomic_copy() {
+    cp "$1" "$2.tmp.$$"
+    chmod "$3" "$2.tmp.$$"
+    mv -f "$2.tmp.$$" "$2"
+}
+
+# ensure_dir PATH OWNER:GROUP MODE
+ensure_dir() {
+    [ -d "$1" ] || mkdir -p "$1"
+    chown "$2" "$1"
+    chmod "$3" "$1"
+}
+
+mkdir -p "$OPT/versions"
+chmod 0755 "$OPT" "$OPT/versions"
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$OPT/.install.lock"
+    flock -w 600 9 || fail "another installation is still running (lock $OPT/.install.lock)"
+fi
+
+# The logpulse user. On / it is a real system user; under LOGPULSE_ROOT it goes into the root's
+# own passwd files (a rootfs or image being built), and is skipped for a bare staging tree.
+AGENT_UID="" AGENT_GID=""
+if [ -z "$ROOT" ]; then
+    if ! id "$AGENT_USER" >/dev/null 2>&1; then
+        nologin=/usr/sbin/nologin
+        [ -x "$nologin" ] || nologin=/sbin/nologin
+        if command -v useradd >/dev/null 2>&1; then
+            useradd --system --user-group --home-dir /var/lib/logpulse-agent --no-create-home \
+                --shell "$nologin" --comment "LogPulse agent" "$AGENT_USER" \
+                || fail "cannot create the $AGENT_USER user (useradd failed)"
+        else
+            # BusyBox (Alpine and friends).
+            { addgroup -S "$AGENT_USER" && adduser -S -D -H -h /var/lib/logpulse-agent \
+                -s "$nologin" -G "$AGENT_USER" -g "LogPulse agent" "$AGENT_USER"; } \
+                || fail "cannot create the $AGENT_USER user (adduser failed)"
+        fi
+        say "created system user $AGENT_USER"
+    fi
+    AGENT_UID=$(id -u "$AGENT_USER")
+    AGENT_GID=$(id -g "$AGENT_USER")
+elif [ -f "$ROOT/etc/passwd" ]; then
+    if ! grep -q "^$AGENT_USER:" "$ROOT/etc/passwd"; then
+        useradd --prefix "$ROOT" --system --user-group --home-dir /var/lib/logpulse-agent \
+            --no-create-home --shell /usr/sbin/nologin --comment "LogPulse agent" "$AGENT_USER" \
+            || fail "cannot create the $AGENT_USER user in $ROOT/etc/passwd"
+        say "created system user $AGENT_USER in $ROOT/etc/passwd"
+    fi
+    AGENT_UID=$(awk -F: -v u="$AGENT_USER" '$1 == u { print $3 }' "$ROOT/etc/passwd")
+    AGENT_GID=$(awk -F: -v u="$AGENT_USER" '$1 == u { print $4 }' "$ROOT/etc/passwd")
+else
+    say "note: $ROOT/etc/passwd does not exist, so no $AGENT_USER user was created and its files are owned by root; create the user and chown them at install time"
+fi
+OWNER=${AGENT_UID:-0}:${AGENT_GID:-0}
+GROUP_OWNER=0:${AGENT_GID:-0}
+
+# The release: unpacked next to the others, then renamed into place. An identical release that
+# is already there is kept as it is (it may be the running one).
+DEST=$OPT/versions/$VERSION
+tar_sha=$actual
+if [ -d "$DEST" ] && [ "$(cat "$DEST/.release-sha256" 2>/dev/null)" = "$tar_sha" ]; then
+    say "release $VERSION is already unpacked in $DEST"
+else
+    staging=$OPT/versions/.incoming-$VERSION.$$
+    rm -rf "$staging"
+    cp -R "$NEW" "$staging"
+    printf '%s\n' "$tar_sha" >"$staging/.release-sha256"
+    chown -R 0:0 "$staging"
+    chmod -R go-w "$staging"
+    chmod 0755 "$staging"
+    if [ -e "$DEST" ]; then
+        mv "$DEST" "$OPT/versions/.replaced-$VERSION.$$"
+    fi
+    mv "$staging" "$DEST"
+fi
+
+# current → the new release, previous → the release it replaces (kept for rollback).
+old=""
+if [ -L "$OPT/current" ]; then
+    old=$(readlink "$OPT/current")
+fi
+if [ -n "$old" ] && [ "$old" != "versions/$VERSION" ] && [ -d "$OPT/$old" ]; then
+    atomic_link "$old" "$OPT/previous"
+fi
+if [ "$old" != "versions/$VERSION" ]; then
+    atomic_link "versions/$VERSION" "$OPT/current"
+    say "switched $OPT/current to $VERSION${old:+ (was ${old#versions/})}"
+fi
+previous=""
+if [ -L "$OPT/previous" ]; then
+    previous=$(readlink "$OPT/previous")
+fi
+for dir in "$OPT"/versions/* "$OPT"/versions/.incoming-* "$OPT"/versions/.replaced-*; do
+    [ -e "$dir" ] || continue
+    case ${dir#"$OPT"/} in
+        "versions/$VERSION" | "$previous") ;;
+        *) rm -rf "$dir" ;;
+    esac
+done
+if [ -n "$previous" ] && [ ! -d "$OPT/$previous" ]; then
+    rm -f "$OPT/previous"
+fi
+
+# Vector rolls forward with the release that bundles it; an operator's own directory is left.
+if [ -d "$OPT/vector" ] && [ ! -L "$OPT/vector" ]; then
+    warn "$OPT/vector is a directory of its own; leaving it (the release's Vector is in $OPT/current/vector)"
+else
+    atomic_link current/vector "$OPT/vector"
+fi
+
+mkdir -p "$ROOT/usr/bin"
+atomic_link /opt/logpulse-agent/current/logpulse-agent "$ROOT/usr/bin/logpulse-agent"
+
+# Directories and modes (SPEC section 2). The config directory is group-writable for the agent,
+# which stores agent-token there, and sticky, so the agent can never replace or delete root's
+# files in it (agent.yaml, bootstrap-token).
+ensure_dir "$ETC" "$GROUP_OWNER" 1770
+ensure_dir "$STATE" "$OWNER" 0750
+ensure_dir "$LOGS" "$OWNER" 0750
+if [ ! -e "$ETC/agent.yaml" ]; then
+    cat >"$ETC/agent.yaml.tmp.$$" <<'EOF'
+# LogPulse agent settings (see the README's settings table). Environment variables
+# (LOGPULSE_*) and command-line flags override these. Examples:
+# api_url: https://api.logpulse.io     # set by 'logpulse-agent enrol'
+# poll_interval: 10
+# heartbeat_interval: 30
+# ca_bundle: /etc/ssl/certs/ca-certificates.crt
+EOF
+    chown "$GROUP_OWNER" "$ETC/agent.yaml.tmp.$$"
+    chmod 0640 "$ETC/agent.yaml.tmp.$$"
+    mv "$ETC/agent.yaml.tmp.$$" "$ETC/agent.yaml"
+else
+    chown "$GROUP_OWNER" "$ETC/agent.yaml"
+    chmod 0640 "$ETC/agent.yaml"
+fi
+if [ -f "$ETC/bootstrap-token" ]; then
+    chown "$GROUP_OWNER" "$ETC/bootstrap-token"
+    chmod 0640 "$ETC/bootstrap-token"
+fi
+if [ -f "$ETC/agent-token" ]; then
+    chown "$OWNER" "$ETC/agent-token"
+    chmod 0600 "$ETC/agent-token"
+fi
+
+# Where remote upgrades fetch the installer and releases from. Root's file, read only by the
+# root upgrade service: the agent can ask for a version, never for a source.
+cat >"$TMP/install.env" <<EOF
+# Written by the logpulse-agent installer; read by logpulse-agent-upgrade.service.
+LOGPULSE_INSTALL_URL=$INSTALL_URL
+LOGPULSE_DOWNLOAD_BASE=$BASE
+LOGPULSE_ALLOW_INSECURE_HTTP=$ALLOW_HTTP
+EOF
+atomic_copy "$TMP/install.env" "$OPT/install.env" 0644
+
+# systemd units, from the release (they belong to the agent version that needs them).
+mkdir -p "$UNIT_DIR"
+for unit in $UNITS; do
+    atomic_copy "$NEW/systemd/$unit" "$UNIT_DIR/$unit" 0644
+done
+
+# --- start ----------------------------------------------------------------------------------
+
+SYSTEMD_LIVE=0
+if [ -z "$ROOT" ] && [ "$NO_SYSTEMD" != 1 ] && [ -d /run/systemd/system ] \
+    && command -v systemctl >/dev/null 2>&1; then
+    SYSTEMD_LIVE=1
+fi
+
+if [ "$SYSTEMD_LIVE" = 1 ]; then
+    systemctl daemon-reload
+    systemctl enable --now --quiet logpulse-agent-upgrade.path
+elif [ "$NO_SYSTEMD" != 1 ] && command -v systemctl >/dev/null 2>&1; then
+    # Offline: only the enablement symlinks, inside the root.
+    systemctl --root="${ROOT:-/}" enable --quiet logpulse-agent-upgrade.path >/dev/null 2>&1 \
+        || warn "could not enable logpulse-agent-upgrade.path under ${ROOT:-/}"
+fi
+
+AGENT_BIN=$OPT/current/logpulse-agent
+
+start_agent() {
+    if [ "$SYSTEMD_LIVE" = 1 ]; then
+        systemctl enable --quiet logpulse-agent.service
+        systemctl restart logpulse-agent.service
+        say "logpulse-agent $VERSION is running (systemctl status logpulse-agent)"
+    else
+        say "systemd is not managed by this run; start the agent with: systemctl enable --now logpulse-agent"
+    fi
+}
+
+if [ -f "$STATE/identity.json" ] && [ -f "$ETC/agent-token" ]; then
+    if [ "$SYSTEMD_LIVE" = 1 ]; then
+        systemctl restart logpulse-agent.service
+        say "logpulse-agent $VERSION installed; the enrolled agent was restarted"
+    else
+        say "logpulse-agent $VERSION installed; restart the agent to run it: systemctl restart logpulse-agent"
+    fi
+elif [ -n "${LOGPULSE_API_URL:-}" ] && [ -n "${LOGPULSE_ENROL_TOKEN:-}" ]; then
+    say "enrolling with $LOGPULSE_API_URL"
+    set -- enrol --api-url "$LOGPULSE_API_URL" --config "$ETC/agent.yaml" --config-dir "$ETC" \
+        --state-dir "$STATE" --log-dir "$LOGS"
+    if [ -n "${LOGPULSE_GROUP:-}" ]; then
+        set -- "$@" --group "$LOGPULSE_GROUP"
+    fi
+    if [ -n "$AGENT_UID" ] && command -v setpriv >/dev/null 2>&1; then
+        # As the agent's user, so everything enrol writes is the agent's (token included).
+        setpriv --reuid="$AGENT_UID" --regid="$AGENT_GID" --clear-groups -- "$AGENT_BIN" "$@" \
+            || fail "logpulse-agent $VERSION is installed, but enrolment failed (see above); fix it and run: sudo -u $AGENT_USER logpulse-agent enrol --api-url URL --token EBT_..."
+    else
+        "$AGENT_BIN" "$@" || fail "logpulse-agent $VERSION is installed, but enrolment failed (see above)"
+        chown "$OWNER" "$ETC/agent-token" 2>/dev/null || true
+        find "$STATE" -user 0 ! -type l -exec chown -h "$OWNER" {} + 2>/dev/null || true
+    fi
+    start_agent
+elif [ -f "$ETC/bootstrap-token" ] && grep -q '^api_url:' "$ETC/agent.yaml"; then
+    say "a bootstrap token was provisioned; the agent enrols itself when it starts"
+    start_agent
+else
+    cat <<EOF
+$PROG: logpulse-agent $VERSION is installed. Enrol this host, then start the agent:
+
+    sudo -u $AGENT_USER logpulse-agent enrol --api-url https://api.logpulse.io --token EBT_<token>
+    sudo systemctl enable --now logpulse-agent
+
+(or re-run this installer with LOGPULSE_API_URL and LOGPULSE_ENROL_TOKEN set)
+EOF
+fi

@@ -1,0 +1,228 @@
+"""End to end on a real systemd: install, enrol, heartbeat, remote upgrade, graceful stop.
+
+In a booted Debian bookworm container (systemd as PID 1): the real installer is piped from a
+local server into ``sh`` and installs a real self-contained release; it enrols against the
+reference server running on the host and starts the hardened ``Type=notify`` unit; a heartbeat
+arrives; an ``upgrade_agent`` action created through the admin API goes through the privileged
+request path (``logpulse-agent-upgrade.path`` → oneshot → installer) and ends ``done`` with the
+right versions while the agent runs the new bundle; ``systemctl stop`` stops Vector (the
+stand-in) gracefully. Set ``LOGPULSE_E2E_TRANSCRIPT=path`` to keep the unit status and the
+action's final state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.live_server import LiveServer, create_group_with_input, mint_token, start_live_server
+from tests.system.conftest import REAL_VERSIONS
+from tests.system.container import Container, cached_rootfs, ensure_tools
+from tests.system.releases import INSTALL_SH, REPO, ReleaseServer, serve, world_traversable_dir
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),  # first run: debootstrap + two PyInstaller builds
+    pytest.mark.skipif(os.geteuid() != 0, reason="booting a systemd container needs root"),
+]
+
+OLD, NEW = REAL_VERSIONS
+T = TypeVar("T")
+
+AGENT_SETTINGS = """\
+# Written by the end-to-end test before installing (the installer keeps an existing file).
+vector_bin: /usr/local/bin/vector
+poll_interval: 1
+heartbeat_interval: 2
+"""
+TEST_DROPIN = """\
+[Service]
+Environment=STANDIN_EVENTS=/var/lib/logpulse-agent/standin-events.jsonl
+"""
+VECTOR_WRAPPER = '#!/bin/sh\nexec python3 /usr/local/lib/vector-standin/vector_standin.py "$@"\n'
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    path = world_traversable_dir("logpulse-e2e-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def box(workdir: Path) -> Iterator[Container]:
+    ensure_tools()
+    rootfs = cached_rootfs()
+    with Container.boot(rootfs, workdir) as container:
+        yield container
+
+
+@pytest.fixture
+def downloads(real_releases: Path, workdir: Path) -> Iterator[ReleaseServer]:
+    """install.sh and the releases on one local server, as get.logpulse.io would serve them."""
+    site = workdir / "site"
+    shutil.copytree(real_releases, site / "releases")
+    shutil.copy(INSTALL_SH, site / "install.sh")
+    with serve(site) as server:
+        yield server
+
+
+@pytest.fixture
+def control_plane(workdir: Path) -> Iterator[LiveServer]:
+    server_dir = workdir / "server"
+    server_dir.mkdir()
+    with start_live_server(server_dir, sweep_interval=3600) as server:
+        yield server
+
+
+def prepare(box: Container) -> None:
+    """What this host has before the installer runs: the Vector stand-in and test settings."""
+    lib = box.root / "usr/local/lib/vector-standin"
+    lib.mkdir(parents=True)
+    for name in ("vector_standin.py", "standin_config.py"):
+        shutil.copy(REPO / "tests" / "standin" / name, lib / name)
+    wrapper = box.root / "usr/local/bin/vector"
+    wrapper.write_text(VECTOR_WRAPPER)
+    wrapper.chmod(0o755)
+    etc = box.root / "etc/logpulse-agent"
+    etc.mkdir(parents=True)
+    (etc / "agent.yaml").write_text(AGENT_SETTINGS)
+    dropin = box.root / "etc/systemd/system/logpulse-agent.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "e2e-test.conf").write_text(TEST_DROPIN)
+
+
+def agent_row(server: LiveServer) -> dict[str, Any] | None:
+    rows = server.data("GET", "/agents")
+    return rows[0] if rows else None
+
+
+def standin_events(box: Container) -> list[dict[str, Any]]:
+    path = box.root / "var/lib/logpulse-agent/standin-events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
+    box: Container, downloads: ReleaseServer, control_plane: LiveServer
+) -> None:
+    """The whole life of a host, on a real systemd with the real installer and bundles."""
+    prepare(box)
+    group = create_group_with_input(control_plane, "e2e")
+    token = mint_token(control_plane, group["slug"], max_uses=1)
+
+    # --- install + enrol, the one-liner way -------------------------------------------------
+    install = box.sh(
+        f"curl -fsSL {downloads.url}/install.sh | sh",
+        env={
+            "LOGPULSE_VERSION": f"v{OLD}",
+            "LOGPULSE_DOWNLOAD_BASE": f"{downloads.url}/releases",
+            "LOGPULSE_INSTALL_URL": f"{downloads.url}/install.sh",
+            "LOGPULSE_API_URL": control_plane.url,
+            "LOGPULSE_ENROL_TOKEN": token,
+        },
+        timeout=300,
+    )
+    assert token not in install.stdout + install.stderr
+    show = box.sh(
+        "systemctl show logpulse-agent -p Type -p ActiveState -p SubState -p User "
+        "-p NRestarts -p UnitFileState"
+    ).stdout.split()
+    assert {
+        "Type=notify",
+        "ActiveState=active",
+        "SubState=running",
+        "User=logpulse",
+        "UnitFileState=enabled",
+    } <= set(show), show
+    assert box.sh("systemctl is-enabled logpulse-agent-upgrade.path").stdout.strip() == "enabled"
+    assert box.sh("systemctl is-active logpulse-agent-upgrade.path").stdout.strip() == "active"
+
+    # --- a heartbeat arrives; the hardened unit still writes its state ----------------------
+    row = wait_for(
+        "the first heartbeat",
+        lambda: (r := agent_row(control_plane)) and r["lastHeartbeatAt"] and r,
+    )
+    assert row["agentVersion"] == OLD
+    wait_for("Vector running", lambda: (r := agent_row(control_plane)) and r["vectorRunning"])
+    owners = box.sh(
+        "stat -c '%U %a %n' /etc/logpulse-agent/agent-token /var/lib/logpulse-agent "
+        "/var/lib/logpulse-agent/status.json /var/lib/logpulse-agent/identity.json"
+    ).stdout.splitlines()
+    assert owners[0].startswith("logpulse 600 ")
+    assert all(line.startswith("logpulse ") for line in owners), owners
+    assert box.sh("logpulse-agent status --json", check=False).returncode == 0
+
+    # --- upgrade_agent through the admin API ------------------------------------------------
+    action = control_plane.data(
+        "POST",
+        "/actions",
+        {"agentIds": [row["id"]], "type": "upgrade_agent", "payload": {"targetVersion": NEW}},
+    )[0]
+    final = wait_for(
+        "the upgrade action to finish",
+        lambda: (
+            (a := control_plane.data("GET", f"/actions/{action['id']}"))["status"]
+            in ("done", "failed", "expired")
+            and a
+        ),
+        timeout=300,
+    )
+    upgrade_log = box.sh("cat /var/log/logpulse-agent/upgrade.log", check=False).stdout
+    assert final["status"] == "done", f"{final}\n--- upgrade.log ---\n{upgrade_log}"
+    assert final["result"] == {"fromVersion": OLD, "toVersion": NEW}
+    assert box.sh("logpulse-agent --version").stdout.strip() == f"logpulse-agent {NEW}"
+    assert box.sh("readlink /opt/logpulse-agent/current").stdout.strip() == f"versions/{NEW}"
+    assert box.sh("readlink /opt/logpulse-agent/previous").stdout.strip() == f"versions/{OLD}"
+    assert "installer exited with status 0" in upgrade_log
+    assert not (box.root / "var/lib/logpulse-agent/upgrade-request").exists()
+    wait_for(
+        "a heartbeat from the new version",
+        lambda: (r := agent_row(control_plane)) and r["agentVersion"] == NEW,
+    )
+    status = box.sh("systemctl status logpulse-agent --no-pager --lines=0", check=False).stdout
+    upgrade_unit = box.sh(
+        "systemctl status logpulse-agent-upgrade.service --no-pager --lines=5", check=False
+    ).stdout
+
+    # --- systemctl stop stops Vector gracefully ---------------------------------------------
+    before_stop = len(standin_events(box))
+    box.sh("systemctl stop logpulse-agent", timeout=150)
+    stop_events = [e["event"] for e in standin_events(box)[before_stop:]]
+    assert "stopping" in stop_events and "stopped" in stop_events, stop_events
+    assert box.sh("systemctl show logpulse-agent -p ActiveState").stdout.strip() == (
+        "ActiveState=inactive"
+    )
+    # No Vector left behind (minbase has no pgrep; [n] keeps this command from matching itself).
+    leftover = box.sh("grep -ls 'vector_standi[n]' /proc/[0-9]*/cmdline", check=False)
+    assert leftover.stdout == "", leftover.stdout
+
+    transcript = os.environ.get("LOGPULSE_E2E_TRANSCRIPT")
+    if transcript:
+        Path(transcript).write_text(
+            f"$ systemctl status logpulse-agent   (after the upgrade)\n{status}\n"
+            f"$ systemctl status logpulse-agent-upgrade.service\n{upgrade_unit}\n"
+            f"upgrade action, final state:\n{json.dumps(final, indent=2)}\n"
+            f"--- /var/log/logpulse-agent/upgrade.log ---\n{upgrade_log}"
+        )
