@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 
 from logpulse_agent import atomic
-from logpulse_agent.errors import ActionError, StateError
+from logpulse_agent.errors import ActionError
 from logpulse_agent.outbox import Outbox, quarantine, utc_now
 from logpulse_agent.protocol import ActionResult, PendingAction
 from logpulse_agent.redact import redact
@@ -75,12 +75,9 @@ class ActionLedger:
         self._ids, self._set = ids, set(ids)
 
     def _load(self) -> list[str]:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = atomic.read_bytes(self.path)
+        if raw is None:
             return []
-        except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         try:
             doc: Any = json.loads(raw)
         except (UnicodeDecodeError, ValueError):

@@ -62,17 +62,25 @@ def write_json(path: Path, value: Any, mode: int = 0o644) -> None:
     write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n", mode)
 
 
+def read_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path``; ``None`` when it does not exist, :class:`StateError` when it
+    exists but cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def read_json(path: Path) -> Any:
     """Read JSON from ``path``; ``None`` when the file does not exist.
 
     Raises :class:`StateError` when the file exists but cannot be read or parsed.
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
+    raw = read_bytes(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         return json.loads(raw)
     except ValueError as exc:

@@ -161,14 +161,7 @@ class ConfigSync:
         try:
             await self.poll_once()
         except RevokedError as exc:
-            if self.status.control_plane != "revoked":
-                log.error(
-                    "controlplane.revoked",
-                    error=str(exc),
-                    fix="this agent was revoked or deleted: run 'logpulse-agent enrol --force' "
-                    "with a new bootstrap token, then restart the agent",
-                )
-            self.status.update(control_plane="revoked", control_plane_error=str(exc))
+            self.status.mark_revoked(str(exc))
             return retry_ceiling(self.poll_interval)
         except ControlPlaneError as exc:
             log.warning("config.poll_failed", error=str(exc))

@@ -80,14 +80,7 @@ class HeartbeatLoop:
         try:
             reply = await self._send(body)
         except RevokedError as exc:
-            if self.status.control_plane != "revoked":
-                log.error(
-                    "controlplane.revoked",
-                    error=str(exc),
-                    fix="this agent was revoked or deleted: run 'logpulse-agent enrol --force' "
-                    "with a new bootstrap token, then restart the agent",
-                )
-            self.status.update(control_plane="revoked", control_plane_error=str(exc))
+            self.status.mark_revoked(str(exc))
             return self.ceiling
         except ControlPlaneError as exc:
             self.failures += 1

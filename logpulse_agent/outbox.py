@@ -113,12 +113,9 @@ class Outbox:
         self._results = results
 
     def _load(self) -> list[ActionResult]:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = atomic.read_bytes(self.path)
+        if raw is None:
             return []
-        except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         results, problem = _parse(raw)
         if problem is None:
             return results

@@ -21,8 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from logpulse_agent import atomic
 from logpulse_agent.redact import redact_value
+
+log = structlog.get_logger(__name__)
 
 HEARTBEAT_STALE_AFTER = 300.0
 
@@ -92,6 +96,17 @@ class StatusTracker:
 
     def write(self) -> None:
         atomic.write_json(self.path, self.snapshot(), mode=0o640)
+
+    def mark_revoked(self, error: str) -> None:
+        """Record a 403/404 from the control plane; the first one is logged with its fix."""
+        if self.control_plane != "revoked":
+            log.error(
+                "controlplane.revoked",
+                error=error,
+                fix="this agent was revoked or deleted: run 'logpulse-agent enrol --force' "
+                "with a new bootstrap token, then restart the agent",
+            )
+        self.update(control_plane="revoked", control_plane_error=error)
 
     def update(self, **changes: Any) -> None:
         """Set fields and persist when anything actually changed."""
