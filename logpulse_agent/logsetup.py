@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from logpulse_agent.errors import StateError
 from logpulse_agent.redact import redact, redact_value
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -46,6 +47,7 @@ def configure_logging(
     """Route structlog (and stdlib logging) to ``stream`` and to ``log_dir/agent.log``.
 
     ``console`` forces the readable renderer on or off; by default it follows ``isatty()``.
+    Raises :class:`StateError` when ``log_dir`` cannot be created or ``agent.log`` opened.
     """
     stream = stream or sys.stderr
     if console is None:
@@ -73,10 +75,14 @@ def configure_logging(
     )
     handlers: list[logging.Handler] = [stream_handler]
     if log_dir is not None:
-        log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_dir / "agent.log", maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
-        )
+        try:
+            log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+            file_handler = logging.handlers.RotatingFileHandler(
+                log_dir / "agent.log", maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+            )
+        except OSError as exc:
+            # An unusable log_dir is an operator error: one clear line, not a traceback.
+            raise StateError(f"cannot write logs to {log_dir}: {exc.strerror or exc}") from exc
         file_handler.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 foreign_pre_chain=shared,

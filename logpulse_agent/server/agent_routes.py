@@ -47,24 +47,29 @@ async def enrol(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    """204 when ``since`` is current and the sent etag (if any) matches; else the YAML."""
+    """204 when ``since`` is current and the sent etag (if any) matches; else the YAML.
+
+    After a group move the agent's applied version is held at 0 until it proves it holds the
+    new group's config: a poll with that version and its etag (a version number alone could
+    still be the old group's).
+    """
     ctx = context(request)
     agent_id = request.path_params["agent_id"]
     sent = _etags(request.headers.get("if-none-match"))
     with ctx.store.read() as conn:
         agent = agents.authenticate(conn, agent_id, bearer_token(request))
         since = query_int(request, "since", 0)
-        up_to_date = since >= agent.config_version and not agent.reset_pending
-        if up_to_date and not sent:
+        current = since >= agent.config_version
+        if current and not sent and not agent.reset_pending:
             return Response(
                 status_code=204, headers={"x-config-version": str(agent.config_version)}
             )
         rendered = ctx.configs.get(conn, agent.group_id, agent.platform, agent.config_version)
-    if up_to_date and rendered.etag in sent:
+    if current and rendered.etag in sent:
+        if agent.reset_pending:
+            with ctx.store.write() as conn:
+                agents.config_confirmed(conn, agent)
         return Response(status_code=204, headers={"x-config-version": str(rendered.version)})
-    if agent.reset_pending:
-        with ctx.store.write() as conn:
-            agents.config_served(conn, agent)
     headers = {"x-config-version": str(rendered.version), "x-config-etag": rendered.etag}
     return Response(rendered.body, 200, headers=headers, media_type=YAML_TYPE)
 

@@ -97,8 +97,8 @@ def record_heartbeat(
     }
 
 
-def config_served(conn: sqlite3.Connection, agent: AgentContext) -> None:
-    """The new group's config reached a moved agent: its reports count again."""
+def config_confirmed(conn: sqlite3.Connection, agent: AgentContext) -> None:
+    """A moved agent polled with the new group's version and etag: its reports count again."""
     conn.execute(
         "UPDATE agent_registrations SET config_reset_pending = 0 WHERE id = ?", (agent.id,)
     )

@@ -176,11 +176,12 @@ class TestGroupMove:
             assert response.headers["x-config-version"] == "2"
             assert b"journald" in response.content
 
-    async def test_applied_version_shows_zero_until_the_new_config_is_served(
+    async def test_applied_version_shows_zero_until_the_agent_holds_the_new_config(
         self, fleet: Fleet
     ) -> None:
         """Heartbeats that still report the old group's version leave the applied version at
-        0; after the new config is served, the reported version counts again."""
+        0 — also after the new config was served — until a poll with the new group's version
+        and etag shows the agent holds it; then reported versions count again."""
         await fleet.group("web", DEMO, DEMO, DEMO)
         await fleet.group("db", JOURNALD)
         agent = await fleet.enrol("web")
@@ -188,7 +189,11 @@ class TestGroupMove:
         await fleet.data("POST", f"/agents/{agent.id}/move", {"group": "db"})
         await fleet.pending(agent, appliedConfigVersion=4)
         assert (await fleet.agent(agent))["appliedConfigVersion"] == 0
-        await fleet.config(agent, since=4)
+        served = await fleet.config(agent, since=4)
+        await fleet.pending(agent, appliedConfigVersion=4)  # not applied yet
+        assert (await fleet.agent(agent))["appliedConfigVersion"] == 0
+        confirmed = await fleet.config(agent, since=2, etag=served.headers["x-config-etag"])
+        assert confirmed.status_code == 204
         await fleet.pending(agent, appliedConfigVersion=2)
         shown = await fleet.agent(agent)
         assert (shown["appliedConfigVersion"], shown["groupConfigVersion"]) == (2, 2)
