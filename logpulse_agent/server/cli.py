@@ -7,6 +7,7 @@ the demo learn it). SIGTERM or SIGINT stop it gracefully and it exits 0.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -156,6 +157,11 @@ def serve(
         log_level="info",
     )
     server = uvicorn.Server(config)
+    # Everything built so far (modules, the OpenAPI document and its validators) lives as long
+    # as the process: move it out of the collector's view so the full collections that a busy
+    # server triggers scan only what requests allocate, keeping their pauses (and p99) short.
+    gc.collect()
+    gc.freeze()
 
     # Installed before the "listening" line, so a stop requested at any moment from then on
     # is honoured. While uvicorn runs it has its own handlers (graceful shutdown); afterwards

@@ -7,6 +7,7 @@ checked against the component schema tagged ``x-action-type`` with the action's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import cached_property
 from importlib import resources
@@ -17,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from logpulse_agent.server.errors import Unprocessable
+from logpulse_agent.server.schema_fastpath import Check, Unsupported, compile_check
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
 
@@ -69,6 +71,8 @@ class OpenApi:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         self._requests: dict[str, Draft202012Validator] = {}
+        # Compiled accept-checks (see schema_fastpath): a yes skips jsonschema, a no asks it.
+        self._fast: dict[str, Check] = {}
         self._actions: dict[str, Draft202012Validator] = {}
         for path_item in doc.get("paths", {}).values():
             for method, operation in path_item.items():
@@ -77,7 +81,10 @@ class OpenApi:
                 content = operation.get("requestBody", {}).get("content", {})
                 schema = content.get("application/json", {}).get("schema")
                 if schema is not None:
-                    self._requests[operation["operationId"]] = self._validator(schema)
+                    validator = self._validator(schema)
+                    self._requests[operation["operationId"]] = validator
+                    with contextlib.suppress(Unsupported):  # no fast path: jsonschema only
+                        self._fast[operation["operationId"]] = compile_check(validator.schema)
         for name, schema in doc.get("components", {}).get("schemas", {}).items():
             action_type = schema.get("x-action-type")
             if action_type:
@@ -103,6 +110,10 @@ class OpenApi:
     def check_request(self, operation_id: str, body: Any) -> dict[str, Any]:
         """``body`` when it fits the operation's request schema, else :class:`Unprocessable`."""
         validator = self._requests[operation_id]
+        fast = self._fast.get(operation_id)
+        if fast is not None and fast(body):
+            assert isinstance(body, dict)
+            return body
         if not validator.is_valid(body):
             error = best_match(validator.iter_errors(body))
             assert error is not None
