@@ -54,25 +54,52 @@ KUBERNETES_MESSAGE = (
 
 
 class ActionLedger:
-    """Action ids ever picked up, kept durably in ``path`` (the newest ``size`` of them)."""
+    """Action ids ever picked up, kept durably in ``path`` (the newest ``size`` of them), and
+    which of them have had a result put into the outbox ("reported")."""
 
     def __init__(self, path: Path, *, size: int = LEDGER_SIZE) -> None:
         self.path = Path(path)
         self._size = size
         self._ids: list[str] = self._load()
         self._set = set(self._ids)
+        self._reported: set[str] = self._load_reported() & self._set
 
     def seen(self, action_id: str) -> bool:
         """True when ``action_id`` was recorded (by this process or an earlier one)."""
         return action_id in self._set
+
+    def reported(self, action_id: str) -> bool:
+        """True when some result of ``action_id`` reached the outbox."""
+        return action_id in self._reported
 
     def record(self, action_id: str) -> None:
         """Record ``action_id``; it is on disk when this returns (:class:`StateError` if not)."""
         if action_id in self._set:
             return
         ids = [*self._ids, action_id][-self._size :]
-        atomic.write_json(self.path, {"version": 1, "ids": ids}, mode=0o600)
-        self._ids, self._set = ids, set(ids)
+        self._save(ids, self._reported & set(ids))
+
+    def mark_reported(self, action_id: str) -> None:
+        """Note that a result of ``action_id`` is in the outbox (durably, after it)."""
+        if action_id in self._reported or action_id not in self._set:
+            return
+        self._save(self._ids, self._reported | {action_id})
+
+    def _save(self, ids: list[str], reported: set[str]) -> None:
+        body = {"version": 1, "ids": ids, "reported": [i for i in ids if i in reported]}
+        atomic.write_json(self.path, body, mode=0o600)
+        self._ids, self._set, self._reported = ids, set(ids), reported
+
+    def _load_reported(self) -> set[str]:
+        try:
+            doc = json.loads(atomic.read_bytes(self.path) or b"{}")
+        except (UnicodeDecodeError, ValueError):
+            return set()
+        reported = doc.get("reported") if isinstance(doc, dict) else None
+        if isinstance(reported, list):
+            return {i for i in reported if isinstance(i, str)}
+        # A ledger written before "reported" existed: treat its ids as reported.
+        return set(self._ids)
 
     def _load(self) -> list[str]:
         raw = atomic.read_bytes(self.path)
@@ -128,16 +155,47 @@ class ActionExecutor:
         self._settle = settle
         self._queue: asyncio.Queue[PendingAction] = asyncio.Queue()
         self._queued: set[str] = set()  # queued or executing, not yet in the ledger
+        self._started: set[str] = set()  # ids this process recorded in the ledger
 
     def submit(self, actions: Sequence[PendingAction]) -> None:
         """Queue the actions of a heartbeat reply, skipping ids already seen or queued."""
         for action in actions:
+            if self._ledger.seen(action.id) and self._interrupted(action):
+                continue
             if self._ledger.seen(action.id) or action.id in self._queued:
                 log.debug("actions.duplicate_ignored", action_id=action.id, type=action.type)
                 continue
             self._queued.add(action.id)
             self._queue.put_nowait(action)
             log.info("actions.picked_up", action_id=action.id, type=action.type)
+
+    def _interrupted(self, action: PendingAction) -> bool:
+        """An id an earlier process recorded but whose result never reached the outbox.
+
+        The agent was killed between the ledger write and the result (a few milliseconds):
+        the action may or may not have begun, so it is not run again (at most once) but
+        reported ``failed`` — the server would otherwise wait for its deadline.
+        """
+        if action.id in self._started or action.id in self._queued:
+            return False
+        if self._ledger.reported(action.id):
+            return False
+        inflight = self._upgrader.inflight()
+        if inflight is not None and inflight.action_id == action.id:
+            return False
+        self._started.add(action.id)
+        log.warning("actions.interrupted", action_id=action.id, type=action.type)
+        self._deliver(
+            ActionResult(
+                action.id,
+                "failed",
+                {
+                    "error": "the agent was stopped while starting this action; "
+                    "it is not retried (each action runs at most once)"
+                },
+            )
+        )
+        return True
 
     def reconcile(self, *, settle: timedelta = timedelta(0)) -> ActionResult | None:
         """Turn a finished in-flight upgrade into its result: outbox first, then clear the record.
@@ -148,6 +206,7 @@ class ActionExecutor:
         result = self._upgrader.reconcile(self._agent_version, settle=settle)
         if result is not None:
             self._outbox.add(result)
+            self._ledger.mark_reported(result.action_id)
             self._upgrader.clear_inflight()
             self._notify()
         return result
@@ -186,6 +245,7 @@ class ActionExecutor:
             return
         try:
             self._ledger.record(action.id)  # before anything runs: at most once
+            self._started.add(action.id)
             result = await self._execute(action)
         except ActionError as exc:
             result = ActionResult(action.id, "failed", {"error": str(exc)})
@@ -201,6 +261,7 @@ class ActionExecutor:
     def _deliver(self, result: ActionResult) -> None:
         try:
             self._outbox.add(result)
+            self._ledger.mark_reported(result.action_id)
         except Exception:
             log.exception("actions.outbox_failed", action_id=result.action_id)
             return
@@ -240,9 +301,12 @@ class ActionExecutor:
                 "is still in progress"
             )
         versions = {"fromVersion": from_version, "toVersion": target}
-        self._deliver(ActionResult(action.id, "running", versions))
         started_at = self._now().astimezone(timezone.utc).isoformat(timespec="seconds")
         record = InFlightUpgrade(action.id, from_version, target, started_at.replace("+00:00", "Z"))
+        # The in-flight record goes to disk before the server hears "running": a crash in
+        # between is then reconciled into a result instead of leaving the action running.
+        self._upgrader.begin(record)
+        self._deliver(ActionResult(action.id, "running", versions))
         try:
             await self._upgrader.start(record)
         except Exception as exc:

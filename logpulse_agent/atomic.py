@@ -52,6 +52,35 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Remove temp files that writers killed mid-write left in ``directory``.
+
+    A temp file of a live process (another writer right now) is left alone.
+    """
+    removed = []
+    for path in Path(directory).glob(".*.tmp-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def pid_alive(pid: object) -> bool:
+    """True when a process with this pid exists (possibly another user's)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
     """Atomically replace ``path`` with UTF-8 ``text``."""
     write_bytes(path, text.encode("utf-8"), mode)

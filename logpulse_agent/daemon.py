@@ -61,6 +61,22 @@ async def guarded(name: str, factory: Callable[[], Awaitable[None]]) -> None:
         delay = min(delay * 2, 60.0)
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task[None]], retry: float = 0.1) -> None:
+    """Cancel ``tasks`` and return once every one has ended.
+
+    A task still running is cancelled again every ``retry`` seconds: on Python < 3.12
+    ``asyncio.wait_for`` swallows a cancellation that arrives just as the future it waits for
+    completes (https://github.com/python/cpython/issues/86296), and every loop here waits for
+    its wake-up event that way, so one ``cancel()`` can be lost and the agent would hang on
+    SIGTERM.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=retry)
+
+
 class Daemon:
     """Everything ``run`` owns; ``request_stop()`` is what the signal handlers call."""
 
@@ -261,12 +277,9 @@ class Daemon:
             await self.stopping.wait()
             log.info("agent.stopping")
             self.notifier.stopping()
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await cancel_and_wait(workers)
             await supervisor.stop()
-            vector_task.cancel()
-            await asyncio.gather(vector_task, return_exceptions=True)
+            await cancel_and_wait([vector_task])
             self._publish_vector(supervisor, outbox, upgrader)
             log.info("agent.stopped")
 

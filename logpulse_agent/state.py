@@ -104,6 +104,8 @@ class StateStore:
                 raise StateError(f"cannot create {directory}: {exc.strerror or exc}") from exc
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise StateError(f"{directory} is not writable by this user")
+        for directory in (self.config_dir, self.state_dir):
+            atomic.remove_stale_temps(directory)
 
     # --- identity and token ------------------------------------------------------------------
     def is_enrolled(self) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from logpulse_agent import atomic
+from logpulse_agent.atomic import pid_alive
 from logpulse_agent.redact import redact_value
 
 log = structlog.get_logger(__name__)
@@ -125,18 +126,6 @@ class StatusTracker:
 def load_snapshot(path: Path) -> dict[str, Any] | None:
     data = atomic.read_json(path)
     return data if isinstance(data, dict) else None
-
-
-def pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def assess(

@@ -351,6 +351,10 @@ class Upgrader:
 
     # --- starting -------------------------------------------------------------------------
 
+    def begin(self, record: InFlightUpgrade) -> None:
+        """Record the upgrade as in flight (durably) before anything is announced or run."""
+        self._write_inflight(record)
+
     async def start(self, record: InFlightUpgrade) -> None:
         """Record ``record`` on disk, fetch the installer and launch it detached.
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from tests.standin import install_standin, read_events
 
 TOKEN_MARKERS = ("AGT_", "EBT_")
@@ -36,6 +38,24 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = 
         if time.monotonic() > deadline:
             raise WaitTimeout(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def vector_processes(config_path: Path) -> list[psutil.Process]:
+    """Live (not zombie) processes whose command line names ``config_path`` as an argument."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmd = proc.info.get("cmdline") or []
+        if str(config_path) in cmd and proc.info.get("status") != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def kill_vectors(config_path: Path) -> None:
+    """SIGKILL whatever still runs on ``config_path`` (test clean-up: a Vector that a killed
+    agent had spawned but that never reported its start is not in the stand-in's events)."""
+    for proc in vector_processes(config_path):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 class AgentProcess:
@@ -132,12 +152,7 @@ class AgentProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for event in self.events():
-            if event.get("event") == "started":
-                pid = event.get("pid")
-                if isinstance(pid, int):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
+        kill_vectors(self.state_dir / "vector.yaml")
 
     # --- observations ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -241,6 +241,50 @@ class TestAtMostOnce:
         await run_until(second, lambda: "b1" in world.results())
         assert len(world.spawned) == 1
 
+    async def test_an_id_a_killed_agent_recorded_without_result_is_reported_failed(
+        self, world: World
+    ) -> None:
+        """Killed between the ledger write and the result, the action handed out again is
+        reported failed — neither run twice nor left to expire."""
+        ActionLedger(world.tmp / "actions-seen.json").record("a1")
+        executor = world.executor()
+        executor.submit([upgrade("a1", "0.2.0")])
+        result = world.results()["a1"]
+        assert result.status == "failed" and "at most once" in result.result["error"]
+        assert not world.spawned and not world.downloads
+        executor.submit([upgrade("a1", "0.2.0")])
+        assert len(world.outbox.pending()) == 1
+
+    async def test_a_hand_out_during_this_processs_own_run_is_not_failed(
+        self, world: World
+    ) -> None:
+        """The server repeating an action this process is executing is simply ignored."""
+        executor = world.executor()
+        executor.submit([upgrade("a1", "0.2.0")])
+        await run_until(executor, lambda: bool(world.spawned))
+        world.outbox.acknowledge(world.outbox.pending())  # "running" delivered
+        executor.submit([upgrade("a1", "0.2.0")])
+        assert world.outbox.pending() == ()
+
+    async def test_the_in_flight_record_exists_before_running_is_announced(
+        self, world: World
+    ) -> None:
+        """A crash right after the "running" ack still leaves a record to reconcile."""
+        upgrader = world.upgrader()
+        seen: list[bool] = []
+        original = world.outbox.add
+
+        def add(result: ActionResult) -> None:
+            if result.status == "running":
+                seen.append(upgrader.inflight() is not None)
+            original(result)
+
+        world.outbox.add = add  # type: ignore[method-assign]
+        executor = world.executor(upgrader=upgrader)
+        executor.submit([upgrade("a1", "0.2.0")])
+        await run_until(executor, lambda: bool(world.spawned))
+        assert seen == [True]
+
     async def test_the_ledger_keeps_only_the_newest_ids(self, tmp_path: Path) -> None:
         """The ledger is bounded: the oldest ids fall out, the newest stay seen after reopening."""
         ledger = ActionLedger(tmp_path / "seen.json", size=3)

@@ -46,3 +46,15 @@ class TestReadJson:
         (tmp_path / "bad.json").write_text("{nope")
         with pytest.raises(StateError, match="corrupt"):
             atomic.read_json(tmp_path / "bad.json")
+
+
+class TestStaleTemps:
+    def test_temp_files_of_dead_writers_are_removed(self, tmp_path: Path) -> None:
+        """A write killed mid-way leaves a temp file; the next start removes it."""
+        dead = tmp_path / ".status.json.tmp-999999999"
+        mine = tmp_path / f".applied.json.tmp-{os.getpid()}"
+        dead.write_text("{")
+        mine.write_text("{")
+        (tmp_path / "status.json").write_text("{}")
+        assert atomic.remove_stale_temps(tmp_path) == [dead]
+        assert mine.exists() and (tmp_path / "status.json").exists()

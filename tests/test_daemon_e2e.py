@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.agent_harness import AgentProcess, wait_until
+from tests.agent_harness import AgentProcess, vector_processes, wait_until
 from tests.live_server import LiveServer, create_group_with_input, mint_token, start_live_server
 
 
@@ -82,15 +82,6 @@ def world(tmp_path: Path, server: LiveServer) -> Iterator[World]:
         yield w
     finally:
         w.close()
-
-
-def vector_processes(config_path: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmd = proc.info.get("cmdline") or []
-        if str(config_path) in cmd and proc.info.get("status") != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
 
 
 class TestConfigLifecycle:
