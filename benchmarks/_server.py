@@ -37,6 +37,7 @@ class BenchServer:
         access_log: bool = False,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.admin_token = "ADM_bench_" + secrets.token_urlsafe(16)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,7 @@ class BenchServer:
                 stderr=log_file,
                 stdin=subprocess.DEVNULL,
                 env=full_env,
+                cwd=cwd,
                 text=True,
             )
         self.pid = self.process.pid

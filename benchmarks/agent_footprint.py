@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -58,7 +59,14 @@ def agent_command() -> list[str]:
 class Host:
     """One agent host under ``root``: config, state, log directories and the stand-in Vector."""
 
-    def __init__(self, root: Path, api_url: str, intervals: dict[str, str]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        api_url: str,
+        intervals: dict[str, str],
+        command: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.config_dir, self.state_dir, self.log_dir = root / "etc", root / "lib", root / "log"
         for d in (self.config_dir, self.state_dir, self.log_dir):
@@ -74,11 +82,12 @@ class Host:
             "LOGPULSE_API_URL": api_url,
             "STANDIN_EVENTS": str(root / "vector-events.jsonl"),
             **intervals,
+            **(extra_env or {}),
         }
         for name in ("LOGPULSE_POLL_INTERVAL", "LOGPULSE_HEARTBEAT_INTERVAL"):
             if name not in intervals:
                 self.env.pop(name, None)  # the defaults (10 s, 30 s) are what is measured
-        self.command = agent_command()
+        self.command = command or agent_command()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -163,7 +172,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             intervals["LOGPULSE_POLL_INTERVAL"] = str(args.poll_interval)
         if args.heartbeat_interval is not None:
             intervals["LOGPULSE_HEARTBEAT_INTERVAL"] = str(args.heartbeat_interval)
-        host = Host(workdir / "host", server.url, intervals)
+        extra_env = dict(item.split("=", 1) for item in args.agent_env)
+        command = shlex.split(args.agent_command) if args.agent_command else None
+        host = Host(workdir / "host", server.url, intervals, command, extra_env)
         enrolled = host.cli("enrol", "--api-url", server.url, "--token", token)
         if enrolled.returncode != 0:
             raise RuntimeError(f"enrol failed: {enrolled.stderr.strip()}")
@@ -243,6 +254,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "poll_interval": args.poll_interval or "default (10 s)",
             "heartbeat_interval": args.heartbeat_interval or "default (30 s)",
             "sample_interval_s": args.sample_interval,
+            "agent_env": args.agent_env,
             "command": host.command,
         },
         "rss_mib": {
@@ -404,6 +416,19 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="write the full result here")
     parser.add_argument("--samples", action="store_true", help="include every sample in the JSON")
+    parser.add_argument(
+        "--agent-command",
+        default=None,
+        help="the agent to run instead of the installed console script, for comparisons "
+        "(e.g. '.venv/bin/python -OO -m logpulse_agent')",
+    )
+    parser.add_argument(
+        "--agent-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the agent (repeatable), e.g. MALLOC_ARENA_MAX=2",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()

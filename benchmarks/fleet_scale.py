@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import random
 import shutil
 import sys
@@ -375,11 +376,21 @@ def summarize(phase: PhaseStats, resources: dict[str, Any]) -> dict[str, Any]:
             [sec, int(n), _ms(worst)] for sec, (n, worst) in sorted(phase.timeline.items())
         ],
         **resources,
+        "server_cpu_us_per_request": (
+            resources["server_cpu_pct"] / 100 * seconds / total * 1e6
+            if total and "server_cpu_pct" in resources
+            else None
+        ),
     }
 
 
 async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    server = BenchServer(workdir / f"server-{n}")
+    env = {}
+    if args.server_src is not None:  # A/B runs: the server's package from another checkout
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(args.server_src), os.environ.get("PYTHONPATH", "")) if p
+        )
+    server = BenchServer(workdir / f"server-{n}", env=env, cwd=args.server_src)
     sampler = Sampler(server.pid)
     sampler_task = asyncio.get_running_loop().create_task(sampler.run())
     url = urlsplit(server.url)
@@ -403,10 +414,12 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         for agent in fleet.agents:
             tasks.append(asyncio.create_task(fleet.poll_loop(agent)))
             tasks.append(asyncio.create_task(fleet.heartbeat_loop(agent)))
-        # The fleet's long-lived objects (agents, tasks) go to the permanent generation, so the
-        # generator's collections stay short and do not show up as server latency.
+        # The generator's own garbage collections would stall its event loop and show up as
+        # server latency: freeze the fleet's long-lived objects (agents, tasks) and collect no
+        # more while measuring (the run is bounded; what cycles it leaves are freed at the end).
         gc.collect()
         gc.freeze()
+        gc.disable()
         gc_watch = GcWatch(fleet)
         gc.callbacks.append(gc_watch)
         await asyncio.sleep(args.warmup)
@@ -425,14 +438,15 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         fleet.phase = rollout
         rollout.started = time.monotonic()
         t0 = time.monotonic()
-        await asyncio.to_thread(
-            server.admin,
-            "PATCH",
-            f"/inputs/{source['id']}",
-            {"indexOverride": f"fleet_v{version + 1}"},
-        )
+        # Through the generator's own pool: a blocking admin client would stall its loop.
+        admin = [("Authorization", f"Bearer {server.admin_token}")]
+        patch = json.dumps({"indexOverride": f"fleet_v{version + 1}"}).encode()
+        answer = await pool.request("PATCH", f"/api/v1/admin/inputs/{source['id']}", admin, patch)
         patched = time.monotonic() - t0
-        new = await asyncio.to_thread(server.admin, "GET", f"/groups/{group['id']}")
+        if answer.status != 200:
+            raise RuntimeError(f"PATCH of the input answered HTTP {answer.status}")
+        group_now = await pool.request("GET", f"/api/v1/admin/groups/{group['id']}", admin)
+        new = json.loads(group_now.body)["data"]
         target = int(new["configVersion"])
         deadline = t0 + args.rollout_timeout
         while time.monotonic() < deadline and not all(target in a.holds for a in fleet.agents):
@@ -458,6 +472,7 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         if gc_watch is not None:
             gc.callbacks.remove(gc_watch)
         gc.unfreeze()
+        gc.enable()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -589,6 +604,12 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="run the generator on uvloop when installed (default yes)",
+    )
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        default=None,
+        help="run the server from this source tree (a git worktree) to compare two versions",
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, default=None)
