@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -442,7 +442,9 @@ class TestPrivilegedRequest:
         upgrader = make_upgrader(
             tmp_path, "https://get.example/", http, systemd_pid1=lambda: True, unit_active=units
         )
-        await upgrader.start(RECORD)
+        # A fresh start time: RECORD's is taken at import, maybe minutes before this test runs.
+        fresh = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        await upgrader.start(replace(RECORD, started_at=fresh))
         assert upgrader.reconcile("0.1.0", settle=timedelta(0)) is None
 
     async def test_a_request_nobody_picks_up_fails_naming_the_path_unit(
