@@ -98,6 +98,7 @@ class SimAgent:
         "holds",
         "id",
         "poke_at",
+        "pool",
         "started",
         "waiter",
     )
@@ -113,6 +114,7 @@ class SimAgent:
         self.started = 0.0
         self.waiter: asyncio.Future[None] | None = None
         self.poke_at: float | None = None
+        self.pool: RawPool | HttpxPool | None = None  # its own connection (per-agent mode)
 
 
 class Fleet:
@@ -257,7 +259,7 @@ class Fleet:
         start = time.monotonic()
         phase = self.phase
         try:
-            answer = await self.pool.request(method, path, headers, body)
+            answer = await (agent.pool or self.pool).request(method, path, headers, body)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             if phase is not None:
                 phase.errors[f"{endpoint} {type(exc).__name__}"] += 1
@@ -390,7 +392,8 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(args.server_src), os.environ.get("PYTHONPATH", "")) if p
         )
-    server = BenchServer(workdir / f"server-{n}", env=env, cwd=args.server_src)
+    extra = ["--keep-alive", str(args.server_keep_alive)] if args.server_keep_alive else []
+    server = BenchServer(workdir / f"server-{n}", env=env, cwd=args.server_src, extra_args=extra)
     sampler = Sampler(server.pid)
     sampler_task = asyncio.get_running_loop().create_task(sampler.run())
     url = urlsplit(server.url)
@@ -399,6 +402,7 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
     pool = pool_cls(
         url.hostname, url.port, args.connections, per_request=args.connection_mode == "per-request"
     )
+    own_pools: list[RawPool | HttpxPool] = []
     tasks: list[asyncio.Task[None]] = []
     gc_watch: GcWatch | None = None
     result: dict[str, Any] = {"agents": n}
@@ -406,6 +410,10 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         group, source, token = server.setup_group(f"fleet-{n}", max_uses=n)
         fleet = Fleet(pool, random.Random(args.seed))
         result["enrolment"] = await fleet.enrol(token, n, args.enrol_concurrency)
+        if args.connection_mode == "per-agent":  # each agent keeps its own connection, as agents do
+            for agent in fleet.agents:
+                agent.pool = pool_cls(url.hostname, url.port, 1)
+                own_pools.append(agent.pool)
         if len(fleet.agents) != n:
             raise RuntimeError(
                 f"only {len(fleet.agents)} of {n} agents enrolled: {result['enrolment']['errors']}"
@@ -479,11 +487,12 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         sampler_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler_task
-        await pool.close()
+        for own in [pool, *own_pools]:
+            await own.close()
         server.stop()
     result["pool"] = {
-        "connections_opened": pool.stats.connects,
-        "reconnects_after_server_idle_close": pool.stats.reconnects,
+        "connections_opened": sum(p.stats.connects for p in [pool, *own_pools]),
+        "reconnects_after_server_idle_close": sum(p.stats.reconnects for p in [pool, *own_pools]),
     }
     result["db_mib"] = sum(p.stat().st_size for p in server.db.parent.glob("server.db*")) / MIB
     steady_res = result["steady"]
@@ -595,7 +604,20 @@ def main() -> int:
     )
     parser.add_argument("--rollout-timeout", type=float, default=40.0)
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
-    parser.add_argument("--connection-mode", choices=("pool", "per-request"), default="pool")
+    parser.add_argument(
+        "--connection-mode",
+        choices=("pool", "per-request", "per-agent"),
+        default="pool",
+        help="pool: shared keep-alive pool (as behind a pooling proxy); per-request: a new "
+        "connection each time; per-agent: one keep-alive connection per agent (pair with "
+        "--server-keep-alive above the poll interval)",
+    )
+    parser.add_argument(
+        "--server-keep-alive",
+        type=int,
+        default=None,
+        help="pass --keep-alive SECONDS to the server (default: the server's own, 5 s)",
+    )
     parser.add_argument("--connections", type=int, default=64, help="pool size (default 64)")
     parser.add_argument("--enrol-concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
