@@ -101,8 +101,20 @@ class ConfigSync:
         self._lock = asyncio.Lock()
         self.applied = store.load_applied()
         self.rejected = store.load_rejected()
-        self.watch: Watch | None = None
+        self._watch: Watch | None = None
+        self._watching = asyncio.Event()
         self._publish()
+
+    @property
+    def watch(self) -> Watch | None:
+        """The freshly applied config under observation, if any."""
+        return self._watch
+
+    @watch.setter
+    def watch(self, value: Watch | None) -> None:
+        self._watch = value
+        if value is not None:
+            self._watching.set()
 
     # --- public ------------------------------------------------------------------------------
     def poke(self) -> None:
@@ -171,8 +183,12 @@ class ConfigSync:
         return jittered(self.poll_interval, self._rng)
 
     async def _watch_loop(self) -> None:
+        """Tick only while a freshly applied config is watched (no idle wake-ups)."""
         tick = min(1.0, self.poll_interval / 4)
         while True:
+            if self.watch is None:
+                self._watching.clear()
+                await self._watching.wait()
             await asyncio.sleep(tick)
             await self.check_vector()
 

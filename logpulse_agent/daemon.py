@@ -257,10 +257,14 @@ class Daemon:
             # before the in-flight record goes; the first heartbeat carries it.
             executor.reconcile()
 
+            # Vector state changes are published as they happen; the slow tick catches the
+            # rest (uptime start, pending results, the in-flight upgrade record).
+            supervisor.on_state = lambda _: self._publish_vector(supervisor, outbox, upgrader)
+
             async def publish_status() -> None:
                 while True:
                     self._publish_vector(supervisor, outbox, upgrader)
-                    await asyncio.sleep(min(1.0, poll / 4))
+                    await asyncio.sleep(min(5.0, poll / 2))
 
             workers = [
                 asyncio.create_task(guarded(name, factory), name=name)

@@ -73,7 +73,9 @@ class VectorSupervisor:
         self.log_max_bytes, self.log_keep = log_max_bytes, log_keep
         self.housekeeping_interval = housekeeping_interval
         self._clock = clock
-        self.state = VectorState.STOPPED
+        self._state = VectorState.STOPPED
+        # Called with the new state on every change (the daemon republishes its status).
+        self.on_state: Callable[[VectorState], None] = lambda state: None
         self.pid: int | None = None
         self.version: str | None = None
         self.last_error: str | None = None  # why the last start failed (redacted)
@@ -83,6 +85,16 @@ class VectorSupervisor:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._followers: set[asyncio.Task[None]] = set()
+
+    @property
+    def state(self) -> VectorState:
+        return self._state
+
+    @state.setter
+    def state(self, value: VectorState) -> None:
+        if value is not self._state:
+            self._state = value
+            self.on_state(value)
 
     @property
     def should_run(self) -> bool:
