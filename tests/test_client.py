@@ -7,10 +7,8 @@ import contextlib
 import hashlib
 import json
 import random
-import shutil
 import socket
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate
 from pathlib import Path
@@ -588,40 +586,6 @@ def refuse_certificate(request: httpx.Request) -> httpx.Response:
     cause = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate …")
     cause.verify_message = "certificate has expired"
     raise httpx.ConnectError(str(cause), request=request) from cause
-
-
-@pytest.fixture(scope="session")
-def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that no trust store knows, and its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 @contextlib.asynccontextmanager
