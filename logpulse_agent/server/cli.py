@@ -119,7 +119,7 @@ def main() -> None:
     show_default=True,
     help="Seconds an idle connection is kept open. Above the agents' poll interval (e.g. 15) "
     "they reuse one connection instead of connecting (and, behind TLS, handshaking) for every "
-    "request; each idle connection costs the server about 8 KiB.",
+    "request; each idle connection costs the server about 10 KiB.",
 )
 def serve(
     db_path: Path,
