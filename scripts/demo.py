@@ -79,6 +79,10 @@ def vector_binary() -> tuple[str, str]:
 
 
 def main() -> int:
+    # Ctrl-C and SIGTERM both stop the demo cleanly (also when started from a shell that made
+    # a background job ignore SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if DEMO.exists():
         shutil.rmtree(DEMO)
     agent_dir = DEMO / "agent"
@@ -182,7 +186,6 @@ Try next, in another terminal (source demo/env.sh first):
 Ctrl-C here stops the agent (Vector gracefully) and the server.""")
         if os.environ.get("DEMO_ONESHOT"):
             return 0
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while agent.poll() is None and server.poll() is None:
             time.sleep(0.5)
         say("demo: a process exited unexpectedly; see demo/agent/agent.out and demo/server.log")
