@@ -68,18 +68,6 @@ from logpulse_agent.upgrade_launch import (
 
 log = structlog.get_logger(__name__)
 
-__all__ = [
-    "InFlightUpgrade",
-    "Launch",
-    "Spawn",
-    "SpawnRequest",
-    "Upgrader",
-    "normalize_version",
-    "parse_target_version",
-    "spawn_detached",
-    "spawn_systemd_run",
-]
-
 # The SPEC's pattern, used with fullmatch and ASCII-only \d: a trailing newline or non-ASCII
 # digits do not slip through ``$``/``\d`` the way they would with re.match.
 VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", re.ASCII)

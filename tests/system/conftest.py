@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.releases import build_release, world_traversable_dir
+from tests.system.releases import build_release, make_rootfs, world_traversable_dir
 
 # The versions of the real (PyInstaller) releases the slow tests build.
 REAL_VERSIONS = ("0.1.0", "0.2.0")
@@ -31,3 +31,16 @@ def real_releases() -> Iterator[Path]:
         yield out
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """An empty root filesystem (passwd, group, directories) to install into."""
+    parent = world_traversable_dir("logpulse-root-")
+    root = parent / "root"
+    root.mkdir(mode=0o755)
+    make_rootfs(root)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)

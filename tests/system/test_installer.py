@@ -23,7 +23,6 @@ from tests.system.releases import (
     UNIT_NAMES,
     ReleaseServer,
     build_release,
-    make_rootfs,
     passwd_ids,
     publish_fake,
     serve,
@@ -63,18 +62,6 @@ def releases() -> Iterator[Releases]:
             yield Releases(server, f"{server.url}/releases", out)
     finally:
         shutil.rmtree(top, ignore_errors=True)
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    parent = world_traversable_dir("logpulse-root-")
-    root = parent / "root"
-    root.mkdir(mode=0o755)
-    make_rootfs(root)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def install(

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,7 @@ from tests.system.conftest import REAL_VERSIONS
 from tests.system.releases import (
     INSTALL_SH,
     build_release,
-    make_rootfs,
     serve,
-    world_traversable_dir,
 )
 
 pytestmark = [
@@ -29,18 +26,6 @@ pytestmark = [
 ]
 
 NO_PYTHON_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    parent = world_traversable_dir("logpulse-root-")
-    root = parent / "root"
-    root.mkdir(mode=0o755)
-    make_rootfs(root)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def no_python_bin(tmp_path: Path) -> str:
