@@ -89,15 +89,20 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Help texts are given as ``help=``, not taken from docstrings: the release bundle is compiled
+# without docstrings (python -OO) to keep the daemon small, and ``--help`` must survive that.
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="LogPulse agent: enrols with LogPulse, applies its group's Vector config, runs Vector.",
+)
 @click.version_option(
     __version__, "--version", prog_name="logpulse-agent", message="%(prog)s %(version)s"
 )
 def main() -> None:
-    """LogPulse agent: enrols with LogPulse, applies its group's Vector config, runs Vector."""
+    pass
 
 
-@main.command("enrol")
+@main.command("enrol", help="Enrol this host with a bootstrap token and store its agent token.")
 @click.option("--api-url", required=True, help="Control-plane URL, e.g. https://api.logpulse.io")
 @click.option(
     "--token",
@@ -123,7 +128,6 @@ def enrol_cmd(
     force: bool,
     **kwargs: Any,
 ) -> None:
-    """Enrol this host with a bootstrap token and store its agent token."""
     from logpulse_agent.enrol import enrol, read_token_file
     from logpulse_agent.logsetup import configure_logging
     from logpulse_agent.state import StateStore
@@ -161,7 +165,7 @@ def enrol_cmd(
     )
 
 
-@main.command("run")
+@main.command("run", help="Run the agent daemon in the foreground (systemd runs this).")
 @click.option("--vector-bin", default=None, help="Vector binary.")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between config polls.")
 @click.option("--heartbeat-interval", type=float, default=None, help="Seconds between heartbeats.")
@@ -173,7 +177,6 @@ def run_cmd(
     heartbeat_interval: float | None,
     **kwargs: Any,
 ) -> None:
-    """Run the agent daemon in the foreground (systemd runs this)."""
     from logpulse_agent.daemon import run_daemon
     from logpulse_agent.logsetup import configure_logging
 
@@ -198,13 +201,15 @@ def run_cmd(
     sys.exit(asyncio.run(run_daemon(settings)))
 
 
-@main.command("status")
+@main.command(
+    "status",
+    help="Show what the running daemon last recorded (no network). "
+    "Exit 0 healthy, 1 degraded, 2 not enrolled.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @settings_options
 @handle_errors
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
-    """Show what the running daemon last recorded (no network). Exit 0 healthy, 1 degraded,
-    2 not enrolled."""
     from logpulse_agent.state import StateStore
     from logpulse_agent.status import assess, load_snapshot, render_json, render_text
 
@@ -230,7 +235,9 @@ def status_cmd(as_json: bool, **kwargs: Any) -> None:
     sys.exit(0 if health == "healthy" else 1)
 
 
-@main.command("vector-secret")
+@main.command(
+    "vector-secret", help="Vector's exec secret backend: JSON request on stdin, secrets on stdout."
+)
 @click.option(
     "--token-file",
     type=click.Path(path_type=Path),
@@ -239,7 +246,6 @@ def status_cmd(as_json: bool, **kwargs: Any) -> None:
 )
 @settings_options
 def vector_secret_cmd(token_file: Path | None, **kwargs: Any) -> None:
-    """Vector's exec secret backend: JSON request on stdin, secrets on stdout."""
     from logpulse_agent.vector.secret_backend import main as secret_main
 
     if token_file is None:

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import certifi
 import httpx
 import structlog
 
@@ -78,6 +77,8 @@ def make_http_client(settings: Settings, *, version: str) -> httpx.AsyncClient:
     else:
         context = ssl.create_default_context()
         if not context.cert_store_stats()["x509_ca"]:
+            import certifi  # imported only here: most hosts never need it, and it costs RSS
+
             context.load_verify_locations(cafile=certifi.where())
     return httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=10.0),

@@ -90,6 +90,10 @@ def check_version(version: str) -> str:
     return bare
 
 
+def _excludes(*modules: str) -> list[str]:
+    return [arg for module in modules for arg in ("--exclude-module", module)]
+
+
 def build_agent(version: str, work: Path) -> Path:
     """PyInstaller onedir build of the agent in ``work``; returns the bundle directory.
 
@@ -129,6 +133,18 @@ def build_agent(version: str, work: Path) -> Path:
         # Pulled in by hooks of the dev environment; the agent runs on plain asyncio.
         "--exclude-module",
         "uvloop",
+        # httpx imports its optional command-line helpers (pygments, rich) whenever they are
+        # importable, so a bundle that carries them loads them into the daemon: ~1 MiB RSS
+        # for nothing. multiprocessing comes with a runtime hook that runs at every start.
+        *_excludes("pygments", "rich", "_pytest", "pytest", "multiprocessing"),
+        # Only Windows code paths of click and psutil import ctypes; when it is in the bundle,
+        # PyInstaller's bootstrap imports it at every start.
+        *_excludes("ctypes"),
+        # Bytecode without docstrings and asserts (python -OO): the daemon holds every code
+        # object it imports for its lifetime, and docstrings are ~1.5 MiB of its RSS. The CLI
+        # help does not come from docstrings (see cli.py), so nothing user-visible is lost.
+        "--optimize",
+        "2",
         "--log-level",
         "WARN",
         str(entry),

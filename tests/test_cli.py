@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -285,6 +286,30 @@ class TestArguments:
         host = new_host(tmp_path, "http://127.0.0.1:9")
         out = cli(host, "--version")
         assert (out.returncode, out.stdout, out.stderr) == (0, "logpulse-agent 0.1.0\n", "")
+
+    def test_help_survives_python_oo(self, tmp_path: Path) -> None:
+        """The release bundle is compiled without docstrings (-OO); `--help` still explains
+        every command."""
+        host = new_host(tmp_path, "http://127.0.0.1:9")
+        out = subprocess.run(
+            [sys.executable, "-OO", "-m", "logpulse_agent", "--help"],
+            env=host.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "enrols with LogPulse" in out.stdout
+        for command, words in {
+            "enrol": "Enrol this host",
+            "run": "Run the agent daemon",
+            "status": "Show what the running daemon",
+            "vector-secret": "secret backend",
+        }.items():
+            commands = out.stdout.split("Commands:")[1].splitlines()
+            line = next(ln for ln in commands if ln.strip().startswith(f"{command} "))
+            assert words in line, line
 
     def test_token_and_token_file_together_are_refused(self, tmp_path: Path) -> None:
         """`--token` and `--token-file` together: one line, exit 2, no token echoed."""

@@ -18,7 +18,6 @@ YAML file and never passes through the environment.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -124,6 +123,8 @@ def main(token_file: Path, stdin: BinaryIO, stdout: BinaryIO) -> int:
 
 def _cli(argv: Sequence[str] | None = None) -> int:
     """``python -m logpulse_agent.vector.secret_backend --token-file PATH`` (tests, debugging)."""
+    import argparse  # here, not at the top: the daemon imports this module and never parses
+
     parser = argparse.ArgumentParser(prog="logpulse-agent vector-secret")
     parser.add_argument("--token-file", type=Path, required=True)
     args = parser.parse_args(argv)

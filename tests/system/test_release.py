@@ -58,6 +58,30 @@ class TestReleaseBundle:
                 assert f"logpulse-agent-{version}/systemd/logpulse-agent-upgrade" in names
                 assert all(m.uid == 0 and m.gid == 0 for m in tar.getmembers())
 
+    def test_bundle_is_built_for_a_small_daemon(self, real_releases: Path, tmp_path: Path) -> None:
+        """What keeps the daemon's RSS down (benchmarks/README.md): bytecode without docstrings
+        (-OO), and none of the modules httpx or PyInstaller would otherwise load at every start;
+        the help text still comes through."""
+        from PyInstaller.archive.readers import CArchiveReader
+
+        version = REAL_VERSIONS[0]
+        name = f"logpulse-agent-{version}-linux-{build_release().host_arch()}.tar.gz"
+        with tarfile.open(real_releases / f"v{version}" / name) as tar:
+            tar.extractall(tmp_path, filter="data")
+        executable = tmp_path / f"logpulse-agent-{version}" / "logpulse-agent"
+        pyz = CArchiveReader(str(executable)).open_embedded_archive("PYZ.pyz")
+        tops = {module.split(".")[0] for module in pyz.toc}
+        assert {"logpulse_agent", "httpx", "structlog"} <= tops
+        assert not tops & {"pygments", "rich", "_pytest", "multiprocessing", "ctypes"}
+        settings = pyz.extract("logpulse_agent.settings")  # its module's code object
+        docstring = "Static settings: the settings file"
+        assert not any(isinstance(c, str) and docstring in c for c in settings.co_consts)
+        helped = subprocess.run(
+            [str(executable), "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert helped.returncode == 0, helped.stderr
+        assert "Run the agent daemon" in helped.stdout
+
     def test_installed_bundle_runs_without_any_python(
         self, real_releases: Path, root: Path, tmp_path: Path
     ) -> None:
