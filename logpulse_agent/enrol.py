@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from collections.abc import Mapping
@@ -32,6 +33,16 @@ def os_pretty_name(os_release: Path = Path("/etc/os-release")) -> str:
     except OSError:
         pass
     return platform.system()
+
+
+def enrol_hostname(platform_name: str, environ: Mapping[str, str]) -> str:
+    """The name this host enrols under: on Kubernetes the node's name when the DaemonSet passes
+    it as ``LOGPULSE_NODE_NAME`` (the pod's own hostname is its generated pod name, which says
+    nothing in the dashboard and changes with every rollout), else the host name."""
+    node = environ.get("LOGPULSE_NODE_NAME", "").strip()
+    if platform_name == "kubernetes" and node:
+        return node
+    return socket.gethostname()
 
 
 def check_bootstrap_token(token: str) -> str:
@@ -80,7 +91,7 @@ async def enrol(
     store.ensure_dirs()
     request = EnrolRequest(
         bootstrap_token=token,
-        hostname=socket.gethostname(),
+        hostname=enrol_hostname(settings.platform, os.environ),
         platform=settings.platform,
         os=os_pretty_name(),
         kernel=platform.release(),

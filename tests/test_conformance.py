@@ -152,6 +152,21 @@ def expire_token(server: LiveServer, token_id: str) -> None:
 
 
 class TestEnrolAndHeartbeat:
+    def test_kubernetes_host_enrols_under_its_node_name(self, fleet: Fleet) -> None:
+        """On Kubernetes the pod's hostname is its generated pod name: the agent enrols under
+        LOGPULSE_NODE_NAME (the DaemonSet passes spec.nodeName); elsewhere that is ignored."""
+        group = create_group_with_input(fleet.server, "nodes")
+        node_env = {"LOGPULSE_NODE_NAME": "worker-7"}
+        _, on_k8s = fleet.enrolled_host(
+            group, "pod", extra_env={**node_env, "LOGPULSE_PLATFORM": "kubernetes"}
+        )
+        _, on_linux = fleet.enrolled_host(group, "vm", extra_env=node_env)
+        assert (fleet.agent(on_k8s)["hostname"], fleet.agent(on_k8s)["platform"]) == (
+            "worker-7",
+            "kubernetes",
+        )
+        assert fleet.agent(on_linux)["hostname"] == socket.gethostname()
+
     def test_enrol_first_config_and_every_heartbeat_field_stored(self, fleet: Fleet) -> None:
         """Enrol registers the host; the first config is the group's bytes exactly; the
         heartbeat's fields all land in GET /agents/{id} and the agent shows online."""

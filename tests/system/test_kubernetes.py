@@ -68,12 +68,13 @@ class TestDaemonSet:
             assert env[var]["value"].startswith(state_mount + "/")
 
     def test_wires_what_vector_and_the_agent_need(self) -> None:
-        """Node name for kubernetes_logs, platform, bootstrap token from the Secret, RBAC."""
+        """Node name for kubernetes_logs and for enrolment, platform, bootstrap token from the
+        Secret, RBAC."""
         spec = daemonset()["spec"]["template"]["spec"]
         container = spec["containers"][0]
         env = {e["name"]: e for e in container["env"]}
-        node = env["VECTOR_SELF_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"]
-        assert node == "spec.nodeName"
+        for var in ("VECTOR_SELF_NODE_NAME", "LOGPULSE_NODE_NAME"):  # Vector's, enrolment's
+            assert env[var]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
         assert env["LOGPULSE_PLATFORM"]["value"] == "kubernetes"
         secret_ref = env["LOGPULSE_ENROL_TOKEN"]["valueFrom"]["secretKeyRef"]
         secret = next(doc for _, doc in documents() if doc["kind"] == "Secret")
