@@ -1,6 +1,7 @@
 """What ``logpulse-agent run`` costs on an idle host, at the default intervals (SPEC section 10).
 
     .venv/bin/python benchmarks/agent_footprint.py --minutes 5 --json footprint.json
+    .venv/bin/python benchmarks/agent_footprint.py --release --minutes 5   # the bundle hosts run
 
 Starts a real reference server on 127.0.0.1 (with its access log), enrols a real agent with the
 Vector stand-in, runs ``logpulse-agent run`` with the default 10 s poll and 30 s heartbeat for
@@ -162,6 +163,15 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def build_release_bundle(work: Path) -> Path:
+    """The self-contained bundle hosts install (``packaging/build_release.py``); its executable."""
+    from tests.system.releases import build_release
+
+    work.mkdir(parents=True)
+    print("building the release bundle (about 30 s) ...", file=sys.stderr, flush=True)
+    return build_release().build_agent("0.1.0", work) / "logpulse-agent"
+
+
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     server = BenchServer(workdir / "server", access_log=True)
     proc: subprocess.Popen[bytes] | None = None
@@ -174,6 +184,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             intervals["LOGPULSE_HEARTBEAT_INTERVAL"] = str(args.heartbeat_interval)
         extra_env = dict(item.split("=", 1) for item in args.agent_env)
         command = shlex.split(args.agent_command) if args.agent_command else None
+        if args.release:
+            command = [str(build_release_bundle(workdir / "release"))]
         host = Host(workdir / "host", server.url, intervals, command, extra_env)
         enrolled = host.cli("enrol", "--api-url", server.url, "--token", token)
         if enrolled.returncode != 0:
@@ -256,6 +268,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "sample_interval_s": args.sample_interval,
             "agent_env": args.agent_env,
             "command": host.command,
+            "agent": "release bundle" if args.release else "as installed in this Python",
         },
         "rss_mib": {
             "start": rss_start / MIB,
@@ -334,6 +347,7 @@ def render(result: dict[str, Any]) -> str:
             f"Python {result['machine']['python']}",
             "",
         ),
+        ("agent measured", result["settings"]["agent"], ""),
         ("RSS at start (first heartbeat)", f"{rss['start']:.1f} MiB", ""),
         (
             "RSS steady (median after warm-up)",
@@ -423,6 +437,11 @@ def main() -> int:
         "(e.g. '.venv/bin/python -OO -m logpulse_agent')",
     )
     parser.add_argument(
+        "--release",
+        action="store_true",
+        help="build the PyInstaller release bundle first and measure it: what hosts run",
+    )
+    parser.add_argument(
         "--agent-env",
         action="append",
         default=[],
@@ -434,6 +453,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.warmup >= args.minutes * 60:
         parser.error("--warmup must be shorter than the run")
+    if args.release and args.agent_command:
+        parser.error("--release and --agent-command name two different agents")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lp-footprint-"))
     try:
         result = measure(args, workdir)

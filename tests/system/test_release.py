@@ -21,6 +21,8 @@ from tests.system.releases import (
 
 pytestmark = [
     pytest.mark.slow,
+    # One worker for every test that needs the real release builds, so they are built once.
+    pytest.mark.xdist_group("releases"),
     pytest.mark.timeout(900),  # builds two releases with PyInstaller on first use
     pytest.mark.skipif(os.geteuid() != 0, reason="the installer must run as root"),
 ]

@@ -29,6 +29,8 @@ from tests.system.releases import INSTALL_SH, REPO, ReleaseServer, serve, world_
 
 pytestmark = [
     pytest.mark.slow,
+    # One worker for every test that needs the real release builds, so they are built once.
+    pytest.mark.xdist_group("releases"),
     pytest.mark.timeout(1800),  # first run: debootstrap + two PyInstaller builds
     pytest.mark.skipif(os.geteuid() != 0, reason="booting a systemd container needs root"),
 ]
