@@ -1,0 +1,80 @@
+"""The benchmark scripts still run, end to end, with their one command (shortened).
+
+These check that each script measures something real and reports it, never how fast anything
+is: the figures in benchmarks/README.md come from full-length runs on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / f"{name}.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / name), *args, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_agent_footprint_measures_a_real_agent(tmp_path: Path) -> None:
+    """A real agent enrols, applies its config and is sampled: RSS, CPU, requests, CLI times."""
+    result, table = run_script(
+        "agent_footprint.py",
+        tmp_path,
+        *("--minutes", "0.25", "--warmup", "4", "--cli-runs", "1"),
+        *("--poll-interval", "0.5", "--heartbeat-interval", "1"),
+    )
+    rss = result["rss_mib"]
+    assert 5 < rss["start"] <= rss["max"] < 500
+    assert rss["start"] <= rss["steady_median"] * 1.5
+    by_endpoint = result["requests"]["per_hour_by_endpoint"]
+    assert any("heartbeat" in endpoint for endpoint in by_endpoint), by_endpoint
+    assert any("config" in endpoint for endpoint in by_endpoint), by_endpoint
+    assert result["cpu"]["seconds_per_hour"] > 0
+    assert result["threads"]["max"] >= 1
+    assert result["cli_wall_s"]["status"]["exit_codes"] == [0]
+    assert result["shutdown"]["exit_code"] == 0
+    assert set(result["targets"]) == {"rss_steady_le_30_mib", "cpu_le_0.1_pct"}
+    assert "RSS steady" in table and "requests" in table
+
+
+def test_fleet_scale_enrols_polls_and_rolls_out(tmp_path: Path) -> None:
+    """Simulated agents enrol for real, poll without errors and all take a config bump."""
+    result, table = run_script(
+        "fleet_scale.py",
+        tmp_path,
+        *("--agents", "30", "--duration", "3", "--warmup", "2", "--rollout-timeout", "40"),
+    )
+    (run,) = result["results"]
+    assert run["agents"] == 30
+    assert run["steady"]["requests"] > 0 and run["steady"]["errors"] == {}
+    rollout = run["rollout"]
+    assert rollout["reached"] == rollout["of"] == 30
+    assert rollout["to_version"] == rollout["from_version"] + 1
+    assert "rollout" in table
+
+
+def test_server_hotpath_reports_cpu_per_request(tmp_path: Path) -> None:
+    """The three agent requests run through the server's ASGI app and are costed."""
+    result, _ = run_script(
+        "server_hotpath.py", tmp_path, "--agents", "50", "--requests", "50", "--rounds", "1"
+    )
+    assert set(result) == {"config_204", "config_200", "heartbeat_200"}
+    for figures in result.values():
+        assert figures["cpu_us_per_request_median"] > 0
