@@ -1,3 +1,3 @@
 from logpulse_agent.cli import main
 
-main()
+main(prog_name="logpulse-agent")

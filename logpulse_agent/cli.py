@@ -89,9 +89,35 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class OneLineErrors(click.Group):
+    """Click's own usage errors (missing option, bad value, unknown command) as one line,
+    ``logpulse-agent: error: …`` with a pointer to ``--help``, instead of its usage block.
+
+    Tokens typed into the wrong place (``enrol EBT_…``) are masked like everywhere else.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `logpulse-agent`: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "logpulse-agent"
+            _fail(f"{exc.format_message().rstrip('.')} (see '{where} --help')", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 # Help texts are given as ``help=``, not taken from docstrings: the release bundle is compiled
 # without docstrings (python -OO) to keep the daemon small, and ``--help`` must survive that.
 @click.group(
+    cls=OneLineErrors,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="LogPulse agent: enrols with LogPulse, applies its group's Vector config, runs Vector.",
 )

@@ -311,6 +311,35 @@ class TestArguments:
             line = next(ln for ln in commands if ln.strip().startswith(f"{command} "))
             assert words in line, line
 
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["enrol"], "Missing option '--api-url' (see 'logpulse-agent enrol --help')"),
+            (
+                ["run", "--poll-interval", "abc"],
+                "Invalid value for '--poll-interval': 'abc' is not a valid float "
+                "(see 'logpulse-agent run --help')",
+            ),
+            (["frob"], "No such command 'frob' (see 'logpulse-agent --help')"),
+            (
+                ["enrol", "--api-url", "https://api.example", "EBT_typedinthewrongplace"],
+                "Got unexpected extra argument (EBT_***) (see 'logpulse-agent enrol --help')",
+            ),
+        ],
+        ids=["missing-option", "bad-value", "unknown-command", "stray-token"],
+    )
+    def test_usage_errors_are_one_line(self, tmp_path: Path, args: list[str], message: str) -> None:
+        """Click's usage errors come out as the agent's one line (exit 2), not a usage block,
+        and a token typed in the wrong place is masked."""
+        host = new_host(tmp_path, "http://127.0.0.1:9")
+        out = cli(host, *args)
+        assert (out.returncode, out.stdout, out.stderr) == (2, "", f"{ERROR_PREFIX}{message}\n")
+
+    def test_bare_command_prints_the_help(self, tmp_path: Path) -> None:
+        host = new_host(tmp_path, "http://127.0.0.1:9")
+        out = cli(host)
+        assert out.returncode == 2 and "Commands:" in out.stdout + out.stderr
+
     def test_token_and_token_file_together_are_refused(self, tmp_path: Path) -> None:
         """`--token` and `--token-file` together: one line, exit 2, no token echoed."""
         (tmp_path / "agent.yaml").touch()
