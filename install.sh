@@ -32,6 +32,11 @@
 #                           enrol (as the logpulse user) and start the agent
 #   LOGPULSE_ALLOW_INSECURE_HTTP=1
 #                           allow plain http:// downloads from a non-loopback host (unsafe)
+
+# The whole script is one brace group, closed on its last line: the shell parses all of it before
+# running any of it, so a download cut off mid-way (curl | sh) is a syntax error, not half an
+# install.
+{
 set -eu
 umask 022
 cd /
@@ -83,12 +88,39 @@ is_version() {
     [ "${#1}" -le 64 ] && printf '%s\n' "$1" | grep -Eq "$VERSION_ERE"
 }
 
+# is_loopback_url URL: true for http(s)://localhost, 127.x.y.z or [::1], with an optional port
+# and nothing else in the authority (http://127.0.0.1@evil.example/ is not loopback).
+is_loopback_url() {
+    authority=${1#*://}
+    authority=${authority%%[/?#]*}
+    case $authority in
+        \[::1\] | \[::1\]:*) port=${authority#"[::1]"} ;;
+        *:*) port=:${authority##*:} ;;
+        *) port="" ;;
+    esac
+    host=${authority%"$port"}
+    case $port in
+        "" | :[0-9]*) ;;
+        *) return 1 ;;
+    esac
+    case ${port#:} in
+        *[!0-9]*) return 1 ;;
+    esac
+    case $host in
+        localhost | "[::1]") return 0 ;;
+        127.*.*.*) case $host in *[!0-9.]*) return 1 ;; esac ;;
+        *) return 1 ;;
+    esac
+}
+
 # check_url NAME URL: https, or http to a loopback host, or http with the explicit opt-in.
 check_url() {
     case $2 in
         https://*) return 0 ;;
-        http://127.* | http://localhost | http://localhost[:/]* | http://\[::1\]*) return 0 ;;
         http://*)
+            if is_loopback_url "$2"; then
+                return 0
+            fi
             if [ "$ALLOW_HTTP" = 1 ]; then
                 warn "$1 $2 is plain http: the download can be read and altered in transit"
                 return 0
@@ -343,6 +375,19 @@ fi
 mkdir -p "$ROOT/usr/bin"
 atomic_link /opt/logpulse-agent/current/logpulse-agent "$ROOT/usr/bin/logpulse-agent"
 
+# repair_root_file PATH: root:<agent group> 0640 for a root-owned regular file in $ETC. The agent
+# can write into $ETC, so anything else there (a symlink to /etc/shadow, a file the agent made)
+# is left alone with a warning: chown and chmod as root must never follow the agent's links.
+# Root's own files cannot be swapped under us: the directory is sticky.
+repair_root_file() {
+    if [ -n "$(find "$1" -maxdepth 0 -type f -user 0 2>/dev/null)" ]; then
+        chown -h "$GROUP_OWNER" "$1"
+        chmod 0640 "$1"
+    else
+        warn "$1 is not a regular file owned by root; leaving it as it is"
+    fi
+}
+
 # Directories and modes (SPEC section 2). The config directory is group-writable for the agent,
 # which stores agent-token there, and sticky, so the agent can never replace or delete root's
 # files in it (agent.yaml, bootstrap-token).
@@ -362,17 +407,12 @@ EOF
     chmod 0640 "$ETC/agent.yaml.tmp.$$"
     mv "$ETC/agent.yaml.tmp.$$" "$ETC/agent.yaml"
 else
-    chown "$GROUP_OWNER" "$ETC/agent.yaml"
-    chmod 0640 "$ETC/agent.yaml"
+    repair_root_file "$ETC/agent.yaml"
 fi
-if [ -f "$ETC/bootstrap-token" ]; then
-    chown "$GROUP_OWNER" "$ETC/bootstrap-token"
-    chmod 0640 "$ETC/bootstrap-token"
+if [ -e "$ETC/bootstrap-token" ] || [ -L "$ETC/bootstrap-token" ]; then
+    repair_root_file "$ETC/bootstrap-token"
 fi
-if [ -f "$ETC/agent-token" ]; then
-    chown "$OWNER" "$ETC/agent-token"
-    chmod 0600 "$ETC/agent-token"
-fi
+# agent-token is the agent's own file (it writes it 0600); root never touches it by name.
 
 # Where remote upgrades fetch the installer and releases from. Root's file, read only by the
 # root upgrade service: the agent can ask for a version, never for a source.
@@ -439,7 +479,7 @@ elif [ -n "${LOGPULSE_API_URL:-}" ] && [ -n "${LOGPULSE_ENROL_TOKEN:-}" ]; then
             || fail "logpulse-agent $VERSION is installed, but enrolment failed (see above); fix it and run: sudo -u $AGENT_USER logpulse-agent enrol --api-url URL --token EBT_..."
     else
         "$AGENT_BIN" "$@" || fail "logpulse-agent $VERSION is installed, but enrolment failed (see above)"
-        chown "$OWNER" "$ETC/agent-token" 2>/dev/null || true
+        chown -h "$OWNER" "$ETC/agent-token" 2>/dev/null || true
         find "$STATE" -user 0 ! -type l -exec chown -h "$OWNER" {} + 2>/dev/null || true
     fi
     start_agent
@@ -456,3 +496,4 @@ $PROG: logpulse-agent $VERSION is installed. Enrol this host, then start the age
 (or re-run this installer with LOGPULSE_API_URL and LOGPULSE_ENROL_TOKEN set)
 EOF
 fi
+}

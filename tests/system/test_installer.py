@@ -220,6 +220,26 @@ class TestUpgradeAndRerun:
         assert "already unpacked" in done.stdout
         assert os.readlink(root / OPT / "previous") == "versions/0.1.0"
 
+    @pytest.mark.parametrize("name", ["agent-token", "bootstrap-token", "agent.yaml"])
+    def test_never_follows_the_agents_links_in_its_config_dir(
+        self, root: Path, releases: Releases, name: str
+    ) -> None:
+        """The agent can write into /etc/logpulse-agent; a link it plants there (here: to a
+        root file outside the tree, as it would to /etc/shadow) is neither chowned nor
+        chmodded by the root installer on the next run (an upgrade)."""
+        ok(install(root, releases))
+        victim = root.parent / "shadow"
+        victim.write_text("root:secret\n")
+        victim.chmod(0o600)
+        planted = root / "etc/logpulse-agent" / name
+        planted.unlink(missing_ok=True)
+        planted.symlink_to(victim)
+        done = ok(install(root, releases))
+        assert mode_of(victim) == (0o600, 0, 0)
+        assert planted.is_symlink()
+        if name != "agent-token":  # the agent's own file is not even looked at
+            assert f"{name} is not a regular file owned by root" in done.stderr
+
     def test_rerunning_keeps_operator_settings_and_repairs_modes(
         self, root: Path, releases: Releases
     ) -> None:
@@ -311,6 +331,7 @@ FAILURES = {
     "not a release": "is not a logpulse-agent release",
     "shell in the version": "is not a version",
     "plain http off loopback": "plain http",
+    "plain http disguised as loopback": "plain http",
 }
 
 
@@ -347,6 +368,8 @@ class TestFailuresChangeNothing:
             kwargs["version"] = "1.2.3; touch /tmp/logpulse-pwned"
         elif case == "plain http off loopback":
             kwargs["env"] = {"LOGPULSE_DOWNLOAD_BASE": "http://releases.example/releases"}
+        elif case == "plain http disguised as loopback":
+            kwargs["env"] = {"LOGPULSE_DOWNLOAD_BASE": "http://127.0.0.1@releases.example/r"}
         done = install(root, releases, **kwargs)  # type: ignore[arg-type]
         assert done.returncode != 0
         errors = [line for line in done.stderr.splitlines() if "error:" in line]
@@ -354,6 +377,33 @@ class TestFailuresChangeNothing:
         assert FAILURES[case] in errors[0]
         assert snapshot(root) == before
         assert not Path("/tmp/logpulse-pwned").exists()
+
+    @pytest.mark.parametrize("fraction", [0.3, 0.6, 0.8, 0.95, 0.999])
+    def test_a_download_cut_short_runs_nothing(
+        self, fraction: float, root: Path, releases: Releases
+    ) -> None:
+        """`curl | sh` with the connection dropped: sh gets a prefix of the script, fails to
+        parse it and changes nothing (upgrading 0.1.0 to the latest here)."""
+        ok(install(root, releases, version="0.1.0"))
+        before = snapshot(root)
+        lines = INSTALL_SH.read_text().splitlines(keepends=True)
+        prefix = "".join(lines[: int(len(lines) * fraction)])
+        done = subprocess.run(
+            ["sh"],
+            input=prefix,
+            env={
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                "LOGPULSE_ROOT": str(root),
+                "LOGPULSE_DOWNLOAD_BASE": releases.base,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != 0, done.stdout
+        assert done.stdout == ""
+        assert snapshot(root) == before
 
     def test_a_fresh_root_stays_empty_on_failure(self, root: Path, releases: Releases) -> None:
         """Nothing is created before the download is verified."""

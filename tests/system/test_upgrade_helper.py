@@ -154,3 +154,72 @@ class TestUpgradeHelper:
         done = host.run(LOGPULSE_INSTALL_URL="http://get.example/install.sh")
         assert done.returncode == 2
         assert "plain http" in host.log.read_text()
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1@get.example/install.sh",
+            "http://localhost:80@get.example/install.sh",
+            "http://[::1]@get.example/install.sh",
+            "http://127.get.example/install.sh",
+            "http://localhost.get.example/install.sh",
+        ],
+    )
+    def test_a_url_that_only_starts_like_loopback_is_not_loopback(
+        self, host: Host, url: str
+    ) -> None:
+        host.ask("0.2.0")
+        done = host.run(LOGPULSE_INSTALL_URL=url)
+        assert done.returncode == 2
+        assert "plain http" in host.log.read_text()
+
+    @pytest.mark.parametrize(
+        ("installed", "requested", "allowed"),
+        [
+            ("0.3.0", "0.2.9", False),
+            ("0.3.0", "v0.1.0", False),
+            ("0.10.0", "0.9.0", False),
+            ("0.3.0", "0.3.1", True),
+            ("0.3.0", "0.10.0", True),
+            ("0.3.0-rc.1", "0.3.0", True),  # same X.Y.Z: pre-releases and builds move freely
+            ("0.3.0", "0.3.0", True),
+        ],
+    )
+    def test_never_downgrades_on_the_agents_word(
+        self, host: Host, installed: str, requested: str, allowed: bool
+    ) -> None:
+        """A compromised agent user must not get root to reinstall an older, flawed release:
+        older versions are refused unless root's install.env allows downgrades."""
+        current = host.work / "opt" / "current"
+        current.parent.mkdir()
+        current.symlink_to(f"versions/{installed}")
+        host.ask(requested)
+        done = host.run(LOGPULSE_CURRENT_LINK=str(current))
+        if allowed:
+            assert done.returncode == 0, host.log.read_text()
+            assert host.server.requests == ["/install.sh"]
+        else:
+            assert done.returncode == 2
+            assert f"is older than the installed {installed}" in host.log.read_text()
+            assert host.server.requests == []
+            host.ask(requested)
+            allowed_by_root = host.run(
+                LOGPULSE_CURRENT_LINK=str(current), LOGPULSE_ALLOW_DOWNGRADE="1"
+            )
+            assert allowed_by_root.returncode == 0, host.log.read_text()
+
+    def test_killing_the_agents_log_writer_does_not_kill_the_installer(self, host: Host) -> None:
+        """The agent user owns the process appending to upgrade.log; killing it mid-upgrade
+        must not SIGPIPE the root installer between switching `current` and restarting."""
+        (host.work / "srv" / "install.sh").write_text(
+            "#!/bin/sh\n"
+            'echo "fake installer: switching"\n'
+            "pkill -KILL -u nobody -x tee\n"
+            "sleep 0.5\n"
+            'for i in 1 2 3 4 5; do echo "fake installer: still going $i"; done\n'
+            f'touch "{host.work}/finished"\n'
+        )
+        host.ask("0.2.0")
+        done = host.run()
+        assert (host.work / "finished").exists(), done.stdout + done.stderr
+        assert done.returncode == 0
