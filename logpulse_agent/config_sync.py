@@ -47,7 +47,7 @@ from logpulse_agent.errors import (
 from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
 from logpulse_agent.state import AppliedConfig, RejectedConfig, StateStore, utc_now_iso
 from logpulse_agent.status import StatusTracker
-from logpulse_agent.vector.options import requires_restart
+from logpulse_agent.vector.options import is_empty_config, requires_restart
 
 log = structlog.get_logger(__name__)
 
@@ -136,12 +136,27 @@ class ConfigSync:
                 await watcher
 
     async def start_from_disk(self) -> None:
-        """Run Vector on the applied config, if there is one (agent restart, upgrade)."""
-        if self.applied.etag is None or self.applied.empty:
+        """Run Vector on the applied config, if there is one (agent restart, upgrade).
+
+        A live config with no matching record (the agent was stopped between installing a
+        config and recording it) was validated before it was installed: Vector runs on it
+        until the next poll, which fetches from version 0 and records what the group serves.
+        """
+        if self.applied.empty:
+            return
+        if self.applied.etag is None:
+            live = self.store.read_live()
+            if live is None or is_empty_config(live):
+                return
+            log.info("config.resume_unrecorded", reason="no record matches the live config")
+            await self._start_resumed()
             return
         if self.applied.etag != self.applied.lkg_etag:
             self.watch = Watch(self.applied.version, self.applied.etag, self._clock())
         log.info("config.resume", version=self.applied.version)
+        await self._start_resumed()
+
+    async def _start_resumed(self) -> None:
         try:
             await self.vector.start()
         except VectorError as exc:
@@ -190,7 +205,12 @@ class ConfigSync:
                 self._watching.clear()
                 await self._watching.wait()
             await asyncio.sleep(tick)
-            await self.check_vector()
+            try:
+                await self.check_vector()
+            except Exception as exc:  # e.g. Vector won't start on the rollback config either
+                # Logged, and the watch goes on: a dead watcher would never roll back again.
+                log.error("config.watch_failed", error=str(exc), exc_info=True)
+                await asyncio.sleep(self.poll_interval)
 
     # --- applying ----------------------------------------------------------------------------
     async def _handle(self, update: ConfigUpdate) -> None:
@@ -206,6 +226,9 @@ class ConfigSync:
         if plan is Plan.STOP:
             await self.vector.stop()
             self.watch = None
+            # The operator withdrew every input: a later crash loop rolls back to "stopped",
+            # never to a pipeline that was removed on purpose.
+            self._set_applied(AppliedConfig(self.applied.version, self.applied.etag))
             self._record(update.version, update.etag, empty=True)
             log.info("config.empty", version=update.version, action="vector stopped")
             return
@@ -224,6 +247,7 @@ class ConfigSync:
         )
         self.store.promote_candidate()
         since = self._clock()
+        was_running = self.vector.should_run  # start() wants Vector running even if it fails
         try:
             if not self.vector.should_run:
                 await self.vector.start()
@@ -233,7 +257,7 @@ class ConfigSync:
             else:
                 await self.vector.reload()
         except VectorError as exc:
-            if previous is not None and self.vector.should_run:
+            if previous is not None and was_running:
                 # Vector kept its old pipeline; put the matching file back.
                 self.store.write_live(previous)
                 self._reject(update.version, update.etag, f"vector reload failed: {exc}")
@@ -255,7 +279,9 @@ class ConfigSync:
             message += f"; rolled back to version {self.applied.lkg_version}"
             self.store.write_live(lkg)
             self._reject(watch.version, watch.etag, message)
-            self._record(self.applied.lkg_version, self.applied.lkg_etag, empty=False)
+            self._record(
+                self.applied.lkg_version, self.applied.lkg_etag, empty=False, clears_error=False
+            )
             log.error("config.rolled_back", version=watch.version, to=self.applied.lkg_version)
             await self.vector.restart()
         else:
@@ -283,9 +309,12 @@ class ConfigSync:
         log.info("config.last_known_good", version=watch.version)
 
     # --- bookkeeping -------------------------------------------------------------------------
-    def _record(self, version: int, etag: str, *, empty: bool) -> None:
-        """Record ``version`` as applied; a later version than the rejected one clears the error."""
-        if self.rejected is not None and version > self.rejected.version:
+    def _record(self, version: int, etag: str, *, empty: bool, clears_error: bool = True) -> None:
+        """Record ``version`` as applied. What the control plane sends next supersedes a
+        rejected config and clears the error, even at a lower version (versions count per
+        group, so a moved agent starts again from 1); the rollback that rejected it does not.
+        """
+        if clears_error and self.rejected is not None and etag != self.rejected.etag:
             self.rejected = None
             self.store.save_rejected(None)
         self._set_applied(

@@ -25,6 +25,7 @@ import structlog
 
 from logpulse_agent import atomic
 from logpulse_agent.atomic import pid_alive
+from logpulse_agent.errors import StateError
 from logpulse_agent.redact import redact_value
 
 log = structlog.get_logger(__name__)
@@ -70,6 +71,7 @@ class StatusTracker:
     pending_results: int = 0
     inflight_upgrade: dict[str, Any] | None = None
     started_at: float = field(default_factory=time.time)
+    _write_error: str | None = field(default=None, repr=False, compare=False)
 
     def snapshot(self) -> dict[str, Any]:
         snap = {
@@ -96,7 +98,17 @@ class StatusTracker:
         return dict(redact_value(snap))
 
     def write(self) -> None:
-        atomic.write_json(self.path, self.snapshot(), mode=0o640)
+        """Persist the snapshot. Best effort: the file only informs ``status``, so a full or
+        read-only disk is logged (once per distinct error) and never fails the caller, which
+        may be in the middle of supervising Vector or applying a config."""
+        try:
+            atomic.write_json(self.path, self.snapshot(), mode=0o640)
+        except StateError as exc:
+            if str(exc) != self._write_error:
+                log.warning("status.write_failed", error=str(exc))
+            self._write_error = str(exc)
+        else:
+            self._write_error = None
 
     def mark_revoked(self, error: str) -> None:
         """Record a 403/404 from the control plane; the first one is logged with its fix."""

@@ -3,14 +3,22 @@ tests/test_daemon_*.py): validate → swap → reload, failures keep the previou
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from logpulse_agent.config_sync import ConfigSync
-from logpulse_agent.errors import ReloadFailed, RevokedError, ValidationFailed
+from logpulse_agent.errors import (
+    ReloadFailed,
+    RevokedError,
+    TransientError,
+    ValidationFailed,
+    VectorError,
+)
 from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
-from logpulse_agent.state import StateStore, sha256_etag
+from logpulse_agent.state import AppliedConfig, StateStore, sha256_etag
 from logpulse_agent.status import StatusTracker
 
 pytestmark = pytest.mark.anyio
@@ -19,6 +27,7 @@ GOOD = (
     b"sources:\n  a: {type: demo_logs, format: json}\nsinks:\n  b: {type: console, inputs: [a]}\n"
 )
 GOOD2 = GOOD.replace(b"json", b"syslog")
+GOOD3 = GOOD.replace(b"json", b"apache_common")
 BAD = GOOD.replace(b"demo_logs", b"nonsense")
 
 
@@ -33,11 +42,15 @@ class FakeVector:
         self.calls: list[str] = []
         self.should_run = False
         self.fail_reload = False
+        self.fail_start = False
+        self.fail_restart = False
         self.failures: list[float] = []
 
     async def start(self) -> None:
         self.calls.append("start")
-        self.should_run = True
+        self.should_run = True  # as the supervisor: wanted running, even if this start fails
+        if self.fail_start:
+            raise VectorError("Vector exited with status 78 before it was running")
 
     async def stop(self) -> None:
         self.calls.append("stop")
@@ -46,6 +59,8 @@ class FakeVector:
     async def restart(self) -> None:
         self.calls.append("restart")
         self.should_run = True
+        if self.fail_restart:
+            raise VectorError("Vector exited with status 78 before it was running")
 
     async def reload(self, timeout: float = 30.0) -> None:
         self.calls.append("reload")
@@ -218,3 +233,107 @@ class TestRestart:
         delay = await h.sync._poll_guarded()
         assert delay == 300.0
         assert h.status.control_plane == "revoked"
+
+
+class TestFailurePaths:
+    """Found in review: each of these left Vector on the wrong config or stopped watching."""
+
+    async def test_a_failed_start_after_an_empty_config_does_not_revive_the_removed_one(
+        self, h: Harness
+    ) -> None:
+        """v1 runs, v2 is {} (Vector stopped, the live file still holds v1), v3 validates but
+        Vector will not start on it: v1's pipeline, withdrawn by the operator, stays gone."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, b"{}"))
+        h.vector.fail_start = True
+        await h.poll(update(3, GOOD2))
+        assert h.store.read_live() == GOOD2
+        assert h.sync.applied.version == 3
+        assert h.sync.watch is not None and h.sync.watch.version == 3  # the crash watch decides
+
+    async def test_a_crash_loop_after_an_empty_config_stops_instead_of_reviving_it(
+        self, h: Harness
+    ) -> None:
+        """Last-known-good is forgotten when the operator empties the group: a later crash
+        loop ends with Vector stopped, not running the pipeline that was removed."""
+        await h.poll(update(1, GOOD))
+        h.now += 61
+        await h.sync.check_vector()
+        assert h.sync.applied.lkg_version == 1
+        await h.poll(update(2, b"{}"))
+        await h.poll(update(3, GOOD2))
+        h.vector.failures = [h.now + 1, h.now + 2, h.now + 3]
+        h.now += 4
+        await h.sync.check_vector()
+        assert h.vector.calls[-1] == "stop"
+        assert h.store.read_live() == GOOD2
+
+    async def test_the_crash_watch_survives_a_failed_rollback(self, h: Harness) -> None:
+        """Vector will not start on the last-known-good config either: logged, and the watch
+        goes on promoting and rolling back later configs."""
+        h.sync.poll_interval = 0.01
+        watcher = asyncio.create_task(h.sync._watch_loop())
+        try:
+            await h.poll(update(1, GOOD))
+            h.now += 61
+            await _until(lambda: h.sync.applied.lkg_version == 1)
+            await h.poll(update(2, GOOD2))
+            h.vector.fail_restart = True
+            h.vector.failures = [h.now + 1, h.now + 2, h.now + 3]
+            h.now += 4
+            await _until(lambda: h.sync.rejected is not None)
+            h.vector.fail_restart = False
+            await h.poll(update(3, GOOD3))
+            h.now += 61
+            await _until(lambda: h.sync.applied.lkg_version == 3)
+            assert not watcher.done()
+        finally:
+            watcher.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await watcher
+
+    async def test_a_config_installed_but_not_recorded_runs_after_a_restart(
+        self, h: Harness
+    ) -> None:
+        """Killed between installing v2 and recording it: on restart, with the control plane
+        down, Vector runs on the validated live file rather than not at all."""
+        await h.poll(update(1, GOOD))
+        h.store.write_live(GOOD2)  # installed; applied.json still says v1
+        h.vector = FakeVector()
+        h.sync = h.make_sync()
+        assert h.sync.applied.version == 0  # no record matches the live file
+        await h.sync.start_from_disk()
+        assert h.vector.calls == ["start"]
+        h.answers.append(TransientError("control plane unreachable"))
+        await h.sync._poll_guarded()
+        assert h.vector.calls == ["start"]
+        await h.poll(update(2, GOOD2))  # the next answer records it
+        assert h.sync.applied.version == 2
+
+    async def test_nothing_starts_from_disk_for_an_agent_that_never_applied(
+        self, h: Harness
+    ) -> None:
+        await h.sync.start_from_disk()
+        assert h.vector.calls == []
+
+    async def test_config_error_clears_when_a_moved_agent_applies_a_lower_version(
+        self, h: Harness
+    ) -> None:
+        """Versions count per group: after a move, the new group's v4 supersedes the old
+        group's rejected v12."""
+        await h.poll(update(11, GOOD))
+        await h.poll(update(12, BAD))
+        assert h.sync.rejected is not None and h.sync.rejected.version == 12
+        h.sync._set_applied(AppliedConfig())  # what the server's move does to `since`
+        await h.poll(update(4, GOOD2))
+        assert h.sync.applied.version == 4
+        assert h.sync.rejected is None
+        assert h.store.load_rejected() is None
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)

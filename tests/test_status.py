@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from logpulse_agent.status import StatusTracker, assess, render_json, render_text
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -70,3 +72,23 @@ class TestTracker:
         for word in ("agent id", "config applied", "vector", "pending results"):
             assert word in text
         assert json.loads(render_json(snap(), "healthy", []))["health"] == "healthy"
+
+
+class TestWrite:
+    def test_an_unwritable_status_file_is_logged_once_and_never_raises(
+        self, tmp_path: Path
+    ) -> None:
+        """status.json only informs `status`; a disk that refuses it must not fail the
+        supervisor or config sync that changed a field (logged once per distinct error)."""
+        blocked = tmp_path / "not-a-dir"
+        blocked.write_text("a file where the state directory should be\n")
+        tracker = StatusTracker(blocked / "status.json", "0.1.0")
+        with capture_logs() as logs:
+            tracker.update(applied_version=1)
+            tracker.update(applied_version=2)
+        assert tracker.applied_version == 2
+        assert [e["event"] for e in logs] == ["status.write_failed"]
+        blocked.unlink()
+        blocked.mkdir()
+        tracker.update(applied_version=3)
+        assert json.loads((blocked / "status.json").read_text())["config"]["appliedVersion"] == 3

@@ -113,6 +113,27 @@ def gone(pid: int) -> bool:
         return True
 
 
+class TestObserver:
+    @pytest.mark.anyio
+    async def test_a_failing_state_observer_never_orphans_vector(self, world: World) -> None:
+        """The daemon's observer writes status.json; when that fails (full disk) on the way to
+        RUNNING, supervision goes on: one Vector, stopped by stop()."""
+        sup = world.supervisor()
+
+        def observer(state: VectorState) -> None:
+            if state is VectorState.RUNNING:
+                raise OSError(28, "No space left on device")
+
+        sup.on_state = observer
+        async with supervising(sup):
+            with capture_logs() as logs:
+                await sup.start()
+            await asyncio.sleep(0.5)  # time for a wrongly respawned second Vector to appear
+            assert len(world.our_vectors()) == 1
+            assert any(e["event"] == "vector.on_state_failed" for e in logs)
+        assert world.our_vectors() == []
+
+
 class TestStartStop:
     @pytest.mark.anyio
     async def test_start_returns_once_vector_reported_started(self, world: World) -> None:

@@ -94,7 +94,10 @@ class VectorSupervisor:
     def state(self, value: VectorState) -> None:
         if value is not self._state:
             self._state = value
-            self.on_state(value)
+            try:
+                self.on_state(value)
+            except Exception:  # an observer must never break supervision (an orphaned Vector)
+                log.exception("vector.on_state_failed", state=value.value)
 
     @property
     def should_run(self) -> bool:
