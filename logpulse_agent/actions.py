@@ -34,7 +34,7 @@ import structlog
 
 from logpulse_agent import atomic
 from logpulse_agent.errors import ActionError
-from logpulse_agent.outbox import Outbox, quarantine, utc_now
+from logpulse_agent.outbox import Outbox, utc_now
 from logpulse_agent.protocol import ActionResult, PendingAction
 from logpulse_agent.redact import redact
 from logpulse_agent.upgrade import (
@@ -112,7 +112,7 @@ class ActionLedger:
         ids = doc.get("ids") if isinstance(doc, dict) else None
         if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
             return ids[-self._size :]
-        moved = quarantine(self.path)
+        moved = atomic.quarantine(self.path)
         log.error(
             "actions.ledger_corrupt",
             path=str(self.path),

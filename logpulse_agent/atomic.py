@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,23 @@ def remove(path: Path) -> None:
     except OSError as exc:
         raise StateError(f"cannot remove {path}: {exc.strerror or exc}") from exc
     fsync_dir(path.parent)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def quarantine(path: Path, now: Callable[[], datetime] | None = None) -> Path:
+    """Rename a corrupt ``path`` to ``<name>.corrupt-<UTC timestamp>`` and return the new path."""
+    stamp = (now or _utc_now)().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        os.replace(path, target)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise StateError(f"cannot move corrupt {path} aside: {exc.strerror or exc}") from exc
+    return target

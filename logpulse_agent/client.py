@@ -58,6 +58,10 @@ from logpulse_agent.settings import Settings
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 16 * 1024 * 1024
+# One request, start to end. httpx's timeouts bound each connect and each read, so a server or
+# proxy trickling a byte every 25 s could otherwise hold a poll or a heartbeat open for hours;
+# 5 minutes still lets a 16 MiB config through a slow link.
+ATTEMPT_DEADLINE = 300.0
 
 
 def make_http_client(settings: Settings, *, version: str) -> httpx.AsyncClient:
@@ -108,6 +112,7 @@ class ControlPlaneClient:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         max_body: int = MAX_BODY,
+        attempt_deadline: float = ATTEMPT_DEADLINE,
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
@@ -118,6 +123,7 @@ class ControlPlaneClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._max_body = max_body
+        self._attempt_deadline = attempt_deadline
 
     def __repr__(self) -> str:
         return f"ControlPlaneClient({self._origin!r})"
@@ -228,6 +234,7 @@ class ControlPlaneClient:
             clock=self._clock,
             max_body=self._max_body,
             origin=self._origin,
+            deadline=self._attempt_deadline,
         )
 
 

@@ -242,8 +242,12 @@ class ConfigSync:
         except ValidationFailed as exc:
             self._reject(update.version, update.etag, str(exc))
             return
-        restart = previous is not None and requires_restart(
-            previous.decode("utf-8", "replace"), update.body.decode("utf-8", "replace")
+        # Parsing both configs can take seconds for a big one: off the event loop, which keeps
+        # heartbeats, the supervisor and the systemd watchdog going meanwhile.
+        restart = previous is not None and await asyncio.to_thread(
+            requires_restart,
+            previous.decode("utf-8", "replace"),
+            update.body.decode("utf-8", "replace"),
         )
         self.store.promote_candidate()
         since = self._clock()

@@ -21,7 +21,6 @@ broken installation, not a torn write, and guessing would risk losing results.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import structlog
 
 from logpulse_agent import atomic
-from logpulse_agent.errors import ProtocolError, StateError
+from logpulse_agent.errors import ProtocolError
 from logpulse_agent.protocol import ActionResult
 
 log = structlog.get_logger(__name__)
@@ -41,22 +40,6 @@ TERMINAL = frozenset({"done", "failed"})
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def quarantine(path: Path, now: Callable[[], datetime] = utc_now) -> Path:
-    """Rename a corrupt ``path`` to ``<name>.corrupt-<UTC timestamp>`` and return the new path."""
-    stamp = now().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    try:
-        os.replace(path, target)
-        atomic.fsync_dir(path.parent)
-    except OSError as exc:
-        raise StateError(f"cannot move corrupt {path} aside: {exc.strerror or exc}") from exc
-    return target
 
 
 class Outbox:
@@ -119,7 +102,7 @@ class Outbox:
         results, problem = _parse(raw)
         if problem is None:
             return results
-        moved = quarantine(self.path, self._now)
+        moved = atomic.quarantine(self.path, self._now)
         log.error(
             "outbox.corrupt",
             path=str(self.path),

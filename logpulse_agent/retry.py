@@ -20,6 +20,7 @@ waited instead when it asks for longer.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -216,19 +217,23 @@ async def send(
     clock: Callable[[], float],
     max_body: int,
     origin: str,
+    deadline: float,
 ) -> Answer:
     """Send ``request`` until a final answer under ``policy``; log ``controlplane.retry``.
 
     ``origin`` (``scheme://host``) names the control plane in messages; ``clock`` is Unix time
-    for Retry-After dates. Raises ``TransientError`` when the attempts run out.
+    for Retry-After dates; ``deadline`` bounds each attempt as a whole (an answer that has not
+    fully arrived by then is retried). Raises ``TransientError`` when the attempts run out.
     """
     endpoint = request.url.path
 
     async def attempt() -> Answer:
         try:
-            return await _attempt(http, request, max_body, clock)
+            return await asyncio.wait_for(_attempt(http, request, max_body, clock), deadline)
         except httpx.TransportError as exc:
             raise classify_transport_error(exc, origin) from None
+        except asyncio.TimeoutError:
+            raise Retryable(f"no complete answer within {deadline:g}s") from None
 
     def wait(state: tenacity.RetryCallState) -> float:
         return next_wait(policy, state.attempt_number, rng, _retryable(state).retry_after)

@@ -23,8 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from logpulse_agent import atomic
 from logpulse_agent.errors import NotEnrolled, StateError
+
+log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "AGT_"  # noqa: S105 (a prefix, not a secret)
 
@@ -66,6 +70,12 @@ class RejectedConfig:
     etag: str
     message: str
     at: str
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string or null, got {type(value).__name__}")
 
 
 def _require_dict(path: Path, data: Any) -> dict[str, Any]:
@@ -160,17 +170,21 @@ class StateStore:
         A crash between the rename of a new config and the write of this record leaves the
         record one step behind the live file; re-fetching (since=0) heals it.
         """
-        data = atomic.read_json(self.applied_path)
-        if data is None:
+        try:
+            data = atomic.read_json(self.applied_path)
+            if data is None:
+                return AppliedConfig()
+            data = _require_dict(self.applied_path, data)
+            applied = AppliedConfig(
+                version=int(data.get("version", 0)),
+                etag=_optional_str(data.get("etag")),
+                empty=bool(data.get("empty", False)),
+                lkg_version=int(data.get("lkgVersion", 0)),
+                lkg_etag=_optional_str(data.get("lkgEtag")),
+            )
+        except (StateError, ValueError, TypeError) as exc:
+            self._set_aside(self.applied_path, exc)
             return AppliedConfig()
-        data = _require_dict(self.applied_path, data)
-        applied = AppliedConfig(
-            version=int(data.get("version", 0)),
-            etag=data.get("etag"),
-            empty=bool(data.get("empty", False)),
-            lkg_version=int(data.get("lkgVersion", 0)),
-            lkg_etag=data.get("lkgEtag"),
-        )
         if applied.empty or applied.etag is None:
             return applied
         live = self.read_live()
@@ -223,19 +237,27 @@ class StateStore:
 
     # --- rejected config ---------------------------------------------------------------------
     def load_rejected(self) -> RejectedConfig | None:
-        data = atomic.read_json(self.rejected_path)
-        if data is None:
-            return None
-        data = _require_dict(self.rejected_path, data)
         try:
+            data = atomic.read_json(self.rejected_path)
+            if data is None:
+                return None
+            data = _require_dict(self.rejected_path, data)
             return RejectedConfig(
                 version=int(data["version"]),
                 etag=str(data["etag"]),
                 message=str(data["message"]),
                 at=str(data["at"]),
             )
-        except (KeyError, ValueError, TypeError):
-            raise StateError(f"{self.rejected_path} is corrupt") from None
+        except (StateError, KeyError, ValueError, TypeError) as exc:
+            self._set_aside(self.rejected_path, exc)
+            return None
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        """A corrupt record must not keep the agent from starting (systemd would restart it
+        into the same failure forever): moved aside, logged, and started afresh. What it
+        recorded is re-learned from the control plane on the next poll."""
+        moved = atomic.quarantine(path)
+        log.error("state.corrupt", path=str(path), moved_to=str(moved), error=str(exc))
 
     def save_rejected(self, rejected: RejectedConfig | None) -> None:
         if rejected is None:

@@ -51,7 +51,7 @@ import structlog
 
 from logpulse_agent import atomic
 from logpulse_agent.errors import ActionError, SettingsError, StateError
-from logpulse_agent.outbox import quarantine, utc_now
+from logpulse_agent.outbox import utc_now
 from logpulse_agent.protocol import ActionResult
 from logpulse_agent.redact import redact
 from logpulse_agent.settings import check_url
@@ -351,7 +351,7 @@ class Upgrader:
         except StateError as exc:
             if not self.inflight_path.exists():
                 raise
-            moved = quarantine(self.inflight_path, self._now)
+            moved = atomic.quarantine(self.inflight_path, self._now)
             log.error("upgrade.inflight_corrupt", problem=str(exc), moved_to=str(moved))
             return None
 

@@ -413,6 +413,25 @@ class TestRetries:
         assert route.call_count == 5
         assert sleep.delays == [1, 2, 4, 8]
 
+    async def test_an_answer_that_never_completes_is_cut_off_and_retried(
+        self, api: respx.MockRouter, http: httpx.AsyncClient, sleep: RecordingSleep
+    ) -> None:
+        """A server or proxy that stalls (or trickles a byte per read timeout) cannot hold a
+        poll or a heartbeat open: each attempt has a deadline as a whole."""
+        stalled = asyncio.Event()
+
+        async def stall(request: httpx.Request) -> httpx.Response:
+            stalled.set()
+            await asyncio.sleep(3600)
+            return httpx.Response(204)
+
+        api.get(CONFIG).mock(side_effect=[stall, httpx.Response(204)])
+        client = make_client(http, sleep, attempt_deadline=0.2)
+        answer = await asyncio.wait_for(client.fetch_config("agt-1", 6, None), 10)
+        assert answer == ConfigUnchanged()
+        assert stalled.is_set()  # the first attempt stalled; respx records only the second
+        assert sleep.delays == [1]
+
     async def test_jitter_stays_within_its_bounds(
         self, api: respx.MockRouter, http: httpx.AsyncClient, sleep: RecordingSleep
     ) -> None:

@@ -4,11 +4,13 @@ tests/test_daemon_*.py): validate → swap → reload, failures keep the previou
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from logpulse_agent import config_sync
 from logpulse_agent.config_sync import ConfigSync
 from logpulse_agent.errors import (
     ReloadFailed,
@@ -309,6 +311,22 @@ class TestFailurePaths:
         assert h.vector.calls == ["start"]
         await h.poll(update(2, GOOD2))  # the next answer records it
         assert h.sync.applied.version == 2
+
+    async def test_configs_are_compared_off_the_event_loop(
+        self, h: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Parsing two big configs must not stall heartbeats or the systemd watchdog."""
+        threads: list[bool] = []
+
+        def compare(old: str, new: str) -> bool:
+            threads.append(threading.current_thread() is threading.main_thread())
+            return False
+
+        monkeypatch.setattr(config_sync, "requires_restart", compare)
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, GOOD2))
+        assert threads == [False]
+        assert h.vector.calls == ["start", "reload"]
 
     async def test_nothing_starts_from_disk_for_an_agent_that_never_applied(
         self, h: Harness

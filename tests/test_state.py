@@ -70,3 +70,32 @@ class TestApplied:
         store.promote_candidate()
         assert store.read_live() == b"new"
         assert not store.candidate_config.exists()
+
+
+CORRUPT_RECORDS = {
+    "not json": "{half",
+    "not an object": "[1, 2]",
+    "bad version": '{"version": "five", "etag": null}',
+    "bad etag type": '{"version": 5, "etag": 7}',
+}
+
+
+class TestCorruptRecords:
+    """applied.json and rejected.json are rebuilt from the control plane; a corrupt one must
+    not stop the agent from starting (systemd would restart it into the same failure)."""
+
+    @pytest.mark.parametrize("content", CORRUPT_RECORDS.values(), ids=list(CORRUPT_RECORDS))
+    def test_a_corrupt_applied_record_is_set_aside(self, store: StateStore, content: str) -> None:
+        store.applied_path.write_text(content)
+        assert store.load_applied() == AppliedConfig()
+        assert not store.applied_path.exists()
+        [moved] = store.state_dir.glob("applied.json.corrupt-*")
+        assert moved.read_text() == content
+
+    @pytest.mark.parametrize(
+        "content", ["{half", '{"version": 3}', '{"version": "x", "etag": "e", "message": "m"}']
+    )
+    def test_a_corrupt_rejected_record_is_set_aside(self, store: StateStore, content: str) -> None:
+        store.rejected_path.write_text(content)
+        assert store.load_rejected() is None
+        assert [p.read_text() for p in store.state_dir.glob("rejected.json.corrupt-*")] == [content]

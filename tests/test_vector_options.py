@@ -76,6 +76,13 @@ class TestGlobalOptions:
                 continue
             raise AssertionError(f"accepted {text!r}")
 
+    def test_parses_with_libyaml_when_pyyaml_has_it(self) -> None:
+        """The pure-Python loader takes most of a minute on a few MiB; libyaml does not."""
+        from logpulse_agent.vector import options
+
+        expected = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+        assert options._SAFE_LOADER is expected
+
 
 class TestRequiresRestart:
     def test_component_changes_reload(self) -> None:

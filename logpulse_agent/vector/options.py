@@ -77,13 +77,18 @@ def render_global_options(
     return _HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
+# libyaml's loader when PyYAML has it: the pure-Python one takes most of a minute on a config of
+# a few MiB (the body cap is 16 MiB).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def global_options(yaml_text: str) -> dict[str, Any]:
     """The top-level entries of a Vector YAML config that are not component tables.
 
     Raises :class:`ValueError` when ``yaml_text`` is not YAML or not a mapping.
     """
     try:
-        document = yaml.safe_load(yaml_text)
+        document = yaml.load(yaml_text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise ValueError(f"not valid YAML: {exc}") from None
     if document is None:
