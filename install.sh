@@ -459,9 +459,26 @@ start_agent() {
     fi
 }
 
+# restart_or_roll_back: restart the agent on the new release; if it does not come up (a build
+# that answers --version but cannot run here), point current back at the release it replaced
+# and start that, so a bad release never leaves the host without its agent.
+restart_or_roll_back() {
+    if systemctl restart logpulse-agent.service; then
+        return 0
+    fi
+    if [ -n "$old" ] && [ "$old" != "versions/$VERSION" ] && [ -d "$OPT/$old" ]; then
+        atomic_link "$old" "$OPT/current"
+        if systemctl restart logpulse-agent.service; then
+            fail "logpulse-agent $VERSION did not start (journalctl -u logpulse-agent); rolled back to ${old#versions/}, which is running"
+        fi
+        fail "logpulse-agent $VERSION did not start, and neither did ${old#versions/} after rolling back (journalctl -u logpulse-agent)"
+    fi
+    fail "logpulse-agent $VERSION is installed but did not start (journalctl -u logpulse-agent)"
+}
+
 if [ -f "$STATE/identity.json" ] && [ -f "$ETC/agent-token" ]; then
     if [ "$SYSTEMD_LIVE" = 1 ]; then
-        systemctl restart logpulse-agent.service
+        restart_or_roll_back
         say "logpulse-agent $VERSION installed; the enrolled agent was restarted"
     else
         say "logpulse-agent $VERSION installed; restart the agent to run it: systemctl restart logpulse-agent"

@@ -5,7 +5,8 @@ local server into ``sh`` and installs a real self-contained release; it enrols a
 reference server running on the host and starts the hardened ``Type=notify`` unit; a heartbeat
 arrives; an ``upgrade_agent`` action created through the admin API goes through the privileged
 request path (``logpulse-agent-upgrade.path`` → oneshot → installer) and ends ``done`` with the
-right versions while the agent runs the new bundle; ``systemctl stop`` stops Vector (the
+right versions while the agent runs the new bundle; an upgrade to a release that cannot run
+is rolled back by the installer and the action fails saying so; ``systemctl stop`` stops Vector (the
 stand-in) gracefully. Set ``LOGPULSE_E2E_TRANSCRIPT=path`` to keep the unit status and the
 action's final state.
 """
@@ -25,7 +26,15 @@ import pytest
 from tests.live_server import LiveServer, create_group_with_input, mint_token, start_live_server
 from tests.system.conftest import REAL_VERSIONS
 from tests.system.container import Container, cached_rootfs, ensure_tools
-from tests.system.releases import INSTALL_SH, REPO, ReleaseServer, serve, world_traversable_dir
+from tests.system.releases import (
+    INSTALL_SH,
+    REPO,
+    ReleaseServer,
+    build_release,
+    publish_fake,
+    serve,
+    world_traversable_dir,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,6 +45,7 @@ pytestmark = [
 ]
 
 OLD, NEW = REAL_VERSIONS
+BROKEN = "0.3.0"
 T = TypeVar("T")
 
 AGENT_SETTINGS = """\
@@ -127,7 +137,7 @@ def standin_events(box: Container) -> list[dict[str, Any]]:
 
 
 def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
-    box: Container, downloads: ReleaseServer, control_plane: LiveServer
+    box: Container, downloads: ReleaseServer, control_plane: LiveServer, workdir: Path
 ) -> None:
     """The whole life of a host, on a real systemd with the real installer and bundles."""
     prepare(box)
@@ -207,6 +217,29 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
     upgrade_unit = box.sh(
         "systemctl status logpulse-agent-upgrade.service --no-pager --lines=5", check=False
     ).stdout
+
+    # --- a release that cannot run here is rolled back, and the action says so ------------
+    # (a stand-in bundle: answers --version, but `run` exits at once without READY=1)
+    publish_fake(workdir / "site" / "releases", BROKEN, build_release().host_arch(), workdir / "x")
+    action = control_plane.data(
+        "POST",
+        "/actions",
+        {"agentIds": [row["id"]], "type": "upgrade_agent", "payload": {"targetVersion": BROKEN}},
+    )[0]
+    broken = wait_for(
+        "the upgrade to the broken release to finish",
+        lambda: (
+            (a := control_plane.data("GET", f"/actions/{action['id']}"))["status"]
+            in ("done", "failed", "expired")
+            and a
+        ),
+        timeout=300,
+    )
+    assert broken["status"] == "failed", broken
+    assert f"rolled back to {NEW}, which is running" in broken["result"]["log"], broken
+    assert box.sh("readlink /opt/logpulse-agent/current").stdout.strip() == f"versions/{NEW}"
+    assert box.sh("systemctl is-active logpulse-agent", check=False).stdout.strip() == "active"
+    assert box.sh("logpulse-agent --version").stdout.strip() == f"logpulse-agent {NEW}"
 
     # --- systemctl stop stops Vector gracefully ---------------------------------------------
     before_stop = len(standin_events(box))
