@@ -54,9 +54,20 @@ fail() {
 }
 
 TMP=""
+UNPACK=""
+MADE=""  # directories this run created for UNPACK, removed again if it fails
 cleanup() {
+    status=$?
     if [ -n "$TMP" ]; then
         rm -rf "$TMP"
+    fi
+    if [ -n "$UNPACK" ]; then
+        rm -rf "$UNPACK"
+    fi
+    if [ "$status" != 0 ]; then
+        for dir in $MADE; do
+            rmdir "$dir" 2>/dev/null || true
+        done
     fi
 }
 trap cleanup EXIT
@@ -237,10 +248,19 @@ if [ "$actual" != "$expected" ]; then
 fi
 say "verified SHA-256 of $TARBALL"
 
-mkdir "$TMP/unpack"
-tar -xzf "$TMP/$TARBALL" -C "$TMP/unpack" --no-same-owner --no-same-permissions \
+# Unpacked next to the releases, not in $TMP: /tmp is often mounted noexec (CIS benchmarks, the
+# upgrade service's private /tmp alike), and the new build must run once before anything is
+# switched. Directories made for this are removed again if the run fails.
+for dir in "$ROOT/opt" "$OPT" "$OPT/versions"; do
+    if [ ! -d "$dir" ]; then
+        mkdir -m 0755 "$dir" || fail "cannot create $dir"
+        MADE="$dir $MADE"
+    fi
+done
+UNPACK=$(mktemp -d "$OPT/versions/.unpack-$VERSION.XXXXXX") || fail "cannot create a directory in $OPT/versions"
+tar -xzf "$TMP/$TARBALL" -C "$UNPACK" --no-same-owner --no-same-permissions \
     || fail "cannot unpack $TARBALL"
-NEW=$TMP/unpack/logpulse-agent-$VERSION
+NEW=$UNPACK/logpulse-agent-$VERSION
 [ -x "$NEW/logpulse-agent" ] || fail "$TARBALL is not a logpulse-agent release (no logpulse-agent-$VERSION/logpulse-agent)"
 for unit in $UNITS logpulse-agent-upgrade; do
     [ -f "$NEW/systemd/$unit" ] || fail "$TARBALL is incomplete: systemd/$unit is missing"
@@ -354,8 +374,11 @@ previous=""
 if [ -L "$OPT/previous" ]; then
     previous=$(readlink "$OPT/previous")
 fi
-for dir in "$OPT"/versions/* "$OPT"/versions/.incoming-* "$OPT"/versions/.replaced-*; do
-    [ -e "$dir" ] || continue
+for dir in "$OPT"/versions/* "$OPT"/versions/.incoming-* "$OPT"/versions/.replaced-* \
+    "$OPT"/versions/.unpack-*; do
+    if [ ! -e "$dir" ] || [ "$dir" = "$UNPACK" ]; then
+        continue
+    fi
     case ${dir#"$OPT"/} in
         "versions/$VERSION" | "$previous") ;;
         *) rm -rf "$dir" ;;

@@ -209,6 +209,27 @@ class TestUpgradeAndRerun:
         assert os.readlink(root / OPT / "current") == "versions/0.3.0-rc.1"
         assert os.readlink(root / OPT / "previous") == "versions/0.2.0"
 
+    def test_installs_where_tmp_is_mounted_noexec(
+        self, root: Path, releases: Releases, tmp_path: Path
+    ) -> None:
+        """CIS-hardened hosts mount /tmp noexec; the new build is unpacked and tried next to
+        the releases instead, and a leftover of a killed run is cleared on the way."""
+        noexec = tmp_path / "noexec-tmp"
+        noexec.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", str(noexec)], check=True
+        )
+        try:
+            ok(install(root, releases, version="0.1.0"))
+            stale = root / OPT / "versions" / ".unpack-0.1.0.killed"
+            stale.mkdir()
+            ok(install(root, releases, env={"TMPDIR": str(noexec)}))
+            assert os.readlink(root / OPT / "current") == f"versions/{LATEST}"
+            assert sorted(p.name for p in (root / OPT / "versions").iterdir()) == ["0.1.0", LATEST]
+            assert list(noexec.iterdir()) == []
+        finally:
+            subprocess.run(["umount", str(noexec)], check=True)
+
     def test_rerunning_changes_nothing(self, root: Path, releases: Releases) -> None:
         """A second run of the same version leaves every file, mode and link as it was,
         and keeps the previous release (it is not mistaken for an old one)."""
@@ -405,10 +426,14 @@ class TestFailuresChangeNothing:
         assert done.stdout == ""
         assert snapshot(root) == before
 
-    def test_a_fresh_root_stays_empty_on_failure(self, root: Path, releases: Releases) -> None:
-        """Nothing is created before the download is verified."""
+    @pytest.mark.parametrize("version", ["v0.9.0", "v0.8.0"], ids=["bad checksum", "not a release"])
+    def test_a_fresh_root_stays_empty_on_failure(
+        self, root: Path, releases: Releases, version: str
+    ) -> None:
+        """Nothing is created before the download is verified, and what was made to unpack
+        and try the release is removed again when it turns out not to be one."""
         before = snapshot(root)
-        assert install(root, releases, version="v0.9.0").returncode != 0
+        assert install(root, releases, version=version).returncode != 0
         assert snapshot(root) == before
 
 
