@@ -6,15 +6,17 @@
 #   curl -fsSL https://get.logpulse.io | sudo LOGPULSE_API_URL=https://api.logpulse.io \
 #       LOGPULSE_ENROL_TOKEN=EBT_... sh
 #
-# Downloads the release tarball and SHA256SUMS into a temporary directory, verifies the SHA-256
-# and unpacks there; only then does it touch the system: /opt/logpulse-agent/versions/<v>, an
+# Downloads the release tarball and SHA256SUMS into a temporary directory, verifies the SHA-256,
+# unpacks it beside the releases (not in /tmp, which may be noexec) and runs the new build once;
+# only then does it touch the system: /opt/logpulse-agent/versions/<v>, an
 # atomic switch of /opt/logpulse-agent/current (the previous release is kept for rollback), the
 # /usr/bin/logpulse-agent link, the logpulse user, the directories of the file layout, the
 # systemd units. Then: an enrolled host is restarted (the upgrade path); with LOGPULSE_API_URL and
 # LOGPULSE_ENROL_TOKEN the host is enrolled and the agent started; otherwise it prints how to
 # enrol. Re-running it is harmless. Any failure before the system is touched (not root, no
 # curl/wget, unsupported architecture, HTTP error, checksum mismatch, broken bundle) prints one
-# line and exits non-zero with the system exactly as it was.
+# line and exits non-zero with the system exactly as it was. A new release that does not start
+# under systemd is rolled back to the one it replaced.
 #
 # Environment:
 #   LOGPULSE_VERSION        release to install: vX.Y.Z (or X.Y.Z) | latest        [latest]
