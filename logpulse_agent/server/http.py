@@ -91,7 +91,7 @@ async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object was expected", code="invalid_json")
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8", code="invalid_json") from None
     except json.JSONDecodeError as exc:
@@ -99,10 +99,55 @@ async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="invalid_json",
         ) from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        # Stored results are walked recursively later (redaction, rendering): refuse here.
+        raise BadRequest(
+            f"request body is nested deeper than {MAX_DEPTH} levels", code="invalid_json"
+        )
+    if b"\\u" in raw:  # only escapes can smuggle in a lone surrogate, which no UTF-8 can hold
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "request body has a \\u escape of a lone surrogate (not a character)",
+                code="invalid_json",
+            ) from None
+        except RecursionError:
+            raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    return value
+
+
+MAX_DEPTH = 64
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects/arrays more than ``limit`` levels (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest(f"request body is not valid JSON: {name} is not a number", code="invalid_json")
+
+
+QUERY_INT_MAX = 2**62
 
 
 def query_int(request: Request, name: str, default: int, *, minimum: int = 0) -> int:
-    """An integer query parameter, ``default`` when absent; 400 when unusable."""
+    """An integer query parameter, ``default`` when absent; 400 when unusable (or past what
+    SQLite's 64-bit integers hold)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -112,6 +157,8 @@ def query_int(request: Request, name: str, default: int, *, minimum: int = 0) ->
         raise BadRequest(f"query parameter {name!r} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise BadRequest(f"query parameter {name!r} must be at least {minimum}, got {value}")
+    if value > QUERY_INT_MAX:
+        raise BadRequest(f"query parameter {name!r} must be at most {QUERY_INT_MAX}, got {raw}")
     return value
 
 

@@ -46,9 +46,24 @@ def _routes(agent: Agent) -> list[tuple[str, str, dict[str, str]]]:
 
 
 class TestMalformedBodies:
-    @pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[1, 2"])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"{not json",
+            b"",
+            b"\xff\xfe",
+            b"[1, 2",
+            # Parseable, but not storable or readable back (each was a 500, found in review):
+            pytest.param(b'{"name": "NaN", "x": NaN}', id="NaN"),
+            pytest.param(b'{"name": "inf", "x": Infinity}', id="Infinity"),
+            pytest.param(b"[" * 20_000 + b"]" * 20_000, id="nested-20000"),
+            pytest.param(b'{"name": "d", "x": ' + b"[" * 200 + b"]" * 200 + b"}", id="nested-200"),
+            pytest.param(b'{"name": "w\\ud800x"}', id="lone-surrogate"),
+        ],
+    )
     async def test_unparseable_json_is_400(self, fleet: Fleet, agent: Agent, raw: bytes) -> None:
-        """Bytes that are not UTF-8 JSON give 400 invalid_json on every JSON route."""
+        """Bytes that are not UTF-8 JSON, or JSON no database or response could hold, give
+        400 invalid_json on every JSON route."""
         before = await _state(fleet)
         for method, path, headers in _routes(agent):
             response = await fleet.client.request(method, path, content=raw, headers=headers)
@@ -101,6 +116,53 @@ class TestMalformedBodies:
         field = next(iter(change))
         assert field in response.json()["error"]["message"]
         assert (await fleet.agent(agent))["lastHeartbeatAt"] is None
+
+
+class TestHostileValues:
+    """Values that parse but cannot be stored or read back; found in review, each was a 500
+    (some only later, on every admin read of the fleet)."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"vectorUptimeSeconds": 1e12},
+            {"vectorUptimeSeconds": 10**400},
+            {"appliedConfigVersion": 2**63},
+            {"configError": {"configVersion": 2**63, "message": "m"}},
+        ],
+        ids=["uptime 1e12", "uptime 10**400", "version 2**63", "error version 2**63"],
+    )
+    async def test_out_of_range_heartbeat_numbers_are_422(
+        self, fleet: Fleet, agent: Agent, change: dict
+    ) -> None:
+        """Refused, so one odd agent cannot make GET /agents fail for the whole fleet."""
+        response = await fleet.heartbeat(agent, **change)
+        assert response.status_code == 422, response.text
+        assert (await fleet.agent(agent))["lastHeartbeatAt"] is None
+        assert len(await fleet.data("GET", "/agents")) == 1
+
+    async def test_a_lone_surrogate_in_an_action_result_is_refused(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """Stored, it broke GET /actions for good; refused, the admin views keep working."""
+        raw = json.dumps(
+            beat(actionResults=[{"actionId": "x", "status": "failed", "result": {"e": "\udcff"}}])
+        ).encode()
+        assert b"\\udcff" in raw
+        response = await fleet.client.post(
+            f"/api/v1/agents/{agent.id}/heartbeat", content=raw, headers=agent.auth
+        )
+        assert response.status_code == 400
+        assert (await fleet.admin("GET", "/actions")).status_code == 200
+
+    async def test_huge_query_integers_are_400(self, fleet: Fleet, agent: Agent) -> None:
+        response = await fleet.admin("GET", "/agents", offset=10**20)
+        assert response.status_code == 400
+        assert "at most" in response.json()["error"]["message"]
+        response = await fleet.client.get(
+            f"/api/v1/agents/{agent.id}/config", params={"since": 2**63}, headers=agent.auth
+        )
+        assert response.status_code == 400
 
 
 class TestOversizeBodies:
