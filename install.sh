@@ -485,14 +485,21 @@ start_agent() {
 }
 
 # restart_or_roll_back: restart the agent on the new release; if it does not come up (a build
-# that answers --version but cannot run here), point current back at the release it replaced
-# and start that, so a bad release never leaves the host without its agent.
+# that answers --version but cannot run here, or units it brought that do not work), point
+# current back at the release it replaced, put that release's units back and start it, so a
+# bad release never leaves the host without its agent.
 restart_or_roll_back() {
     if systemctl restart logpulse-agent.service; then
         return 0
     fi
     if [ -n "$old" ] && [ "$old" != "versions/$VERSION" ] && [ -d "$OPT/$old" ]; then
         atomic_link "$old" "$OPT/current"
+        for unit in $UNITS; do
+            if [ -f "$OPT/$old/systemd/$unit" ]; then
+                atomic_copy "$OPT/$old/systemd/$unit" "$UNIT_DIR/$unit" 0644
+            fi
+        done
+        systemctl daemon-reload
         if systemctl restart logpulse-agent.service; then
             fail "logpulse-agent $VERSION did not start (journalctl -u logpulse-agent); rolled back to ${old#versions/}, which is running"
         fi

@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -77,14 +77,25 @@ def fake_agent_dir(parent: Path, version: str) -> Path:
     return directory
 
 
-def publish_fake(out: Path, version: str, arch: str, work: Path, latest: bool = False) -> Path:
-    """A fake release of ``version`` for ``arch`` under ``out`` (the download base)."""
+def publish_fake(
+    out: Path,
+    version: str,
+    arch: str,
+    work: Path,
+    latest: bool = False,
+    edit_unit: Callable[[str], str] | None = None,
+) -> Path:
+    """A fake release of ``version`` for ``arch`` under ``out`` (the download base);
+    ``edit_unit`` rewrites the text of its ``logpulse-agent.service``."""
     br = build_release()
     work.mkdir(parents=True, exist_ok=True)
     vector = work / "vector"
     vector.write_text('#!/bin/sh\necho "vector 0.57.0 (stand-in)"\n')
     vector.chmod(0o755)
     staged = br.stage(fake_agent_dir(work, version), version, work / f"stage-{version}", vector)
+    if edit_unit is not None:
+        unit = staged / "systemd" / "logpulse-agent.service"
+        unit.write_text(edit_unit(unit.read_text()))
     tarball: Path = br.pack(staged, version, arch, out, latest=latest)
     return tarball
 

@@ -219,8 +219,16 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
     ).stdout
 
     # --- a release that cannot run here is rolled back, and the action says so ------------
-    # (a stand-in bundle: answers --version, but `run` exits at once without READY=1)
-    publish_fake(workdir / "site" / "releases", BROKEN, build_release().host_arch(), workdir / "x")
+    # A stand-in bundle that answers --version, but whose `run` exits at once without READY=1,
+    # and whose unit cannot start anything: the rollback must restore the old release's units
+    # too, or the old agent would not come back either.
+    publish_fake(
+        workdir / "site" / "releases",
+        BROKEN,
+        build_release().host_arch(),
+        workdir / "x",
+        edit_unit=lambda text: text.replace("ExecStart=/usr/bin/", "ExecStart=/nonexistent/"),
+    )
     action = control_plane.data(
         "POST",
         "/actions",
@@ -240,6 +248,8 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
     assert box.sh("readlink /opt/logpulse-agent/current").stdout.strip() == f"versions/{NEW}"
     assert box.sh("systemctl is-active logpulse-agent", check=False).stdout.strip() == "active"
     assert box.sh("logpulse-agent --version").stdout.strip() == f"logpulse-agent {NEW}"
+    unit = box.root / "etc/systemd/system/logpulse-agent.service"
+    assert "ExecStart=/usr/bin/logpulse-agent run" in unit.read_text()
 
     # --- systemctl stop stops Vector gracefully ---------------------------------------------
     before_stop = len(standin_events(box))
