@@ -91,7 +91,7 @@ async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object was expected", code="invalid_json")
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = _DECODER.decode(raw.decode("utf-8"))  # strict: no UTF-8-encoded surrogates
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8", code="invalid_json") from None
     except json.JSONDecodeError as exc:
@@ -140,6 +140,10 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"request body is not valid JSON: {name} is not a number", code="invalid_json")
+
+
+# One decoder for every request: json.loads with any option builds a new one per call (~7 µs).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 QUERY_INT_MAX = 2**62

@@ -59,6 +59,7 @@ class TestMalformedBodies:
             pytest.param(b"[" * 20_000 + b"]" * 20_000, id="nested-20000"),
             pytest.param(b'{"name": "d", "x": ' + b"[" * 200 + b"]" * 200 + b"}", id="nested-200"),
             pytest.param(b'{"name": "w\\ud800x"}', id="lone-surrogate"),
+            pytest.param(b'{"name": "w\xed\xa0\x80x"}', id="utf8-encoded-surrogate"),
         ],
     )
     async def test_unparseable_json_is_400(self, fleet: Fleet, agent: Agent, raw: bytes) -> None:
