@@ -45,7 +45,13 @@ from logpulse_agent.errors import (
     VectorError,
 )
 from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
-from logpulse_agent.state import AppliedConfig, RejectedConfig, StateStore, utc_now_iso
+from logpulse_agent.state import (
+    AppliedConfig,
+    RejectedConfig,
+    StateStore,
+    sha256_etag,
+    utc_now_iso,
+)
 from logpulse_agent.status import StatusTracker
 from logpulse_agent.vector.options import is_empty_config, requires_restart
 
@@ -148,6 +154,8 @@ class ConfigSync:
             live = self.store.read_live()
             if live is None or is_empty_config(live):
                 return
+            if self.rejected is not None and sha256_etag(live) == self.rejected.etag:
+                return  # left behind by a crash loop with nothing to roll back to: Vector stays off
             log.info("config.resume_unrecorded", reason="no record matches the live config")
             await self._start_resumed()
             return

@@ -328,6 +328,21 @@ class TestFailurePaths:
         assert threads == [False]
         assert h.vector.calls == ["start", "reload"]
 
+    async def test_a_crash_looped_config_is_not_started_again_after_a_restart(
+        self, h: Harness
+    ) -> None:
+        """The first config crash-loops with nothing to roll back to: Vector is stopped, and
+        a restart of the agent (reboot, upgrade) must not start it again unwatched."""
+        await h.poll(update(1, GOOD))
+        h.vector.failures = [h.now + 1, h.now + 2, h.now + 3]
+        h.now += 4
+        await h.sync.check_vector()
+        assert h.vector.calls[-1] == "stop"
+        h.vector = FakeVector()
+        h.sync = h.make_sync()
+        await h.sync.start_from_disk()
+        assert h.vector.calls == []
+
     async def test_nothing_starts_from_disk_for_an_agent_that_never_applied(
         self, h: Harness
     ) -> None:
