@@ -376,9 +376,11 @@ previous=""
 if [ -L "$OPT/previous" ]; then
     previous=$(readlink "$OPT/previous")
 fi
-for dir in "$OPT"/versions/* "$OPT"/versions/.incoming-* "$OPT"/versions/.replaced-* \
-    "$OPT"/versions/.unpack-*; do
-    if [ ! -e "$dir" ] || [ "$dir" = "$UNPACK" ]; then
+# A killed run's unpack directory goes once it is an hour old; a younger one may belong to a
+# run that is unpacking right now (that happens before the lock is taken).
+find "$OPT/versions" -mindepth 1 -maxdepth 1 -name '.unpack-*' -mmin +60 -exec rm -rf {} +
+for dir in "$OPT"/versions/* "$OPT"/versions/.incoming-* "$OPT"/versions/.replaced-*; do
+    if [ ! -e "$dir" ]; then
         continue
     fi
     case ${dir#"$OPT"/} in
@@ -401,15 +403,15 @@ mkdir -p "$ROOT/usr/bin"
 atomic_link /opt/logpulse-agent/current/logpulse-agent "$ROOT/usr/bin/logpulse-agent"
 
 # repair_root_file PATH: root:<agent group> 0640 for a root-owned regular file in $ETC. The agent
-# can write into $ETC, so anything else there (a symlink to /etc/shadow, a file the agent made)
-# is left alone with a warning: chown and chmod as root must never follow the agent's links.
+# can write into $ETC, so anything else there (a symlink or a hard link to /etc/shadow, a file
+# the agent made) is left alone with a warning: chown and chmod as root never follow its links.
 # Root's own files cannot be swapped under us: the directory is sticky.
 repair_root_file() {
-    if [ -n "$(find "$1" -maxdepth 0 -type f -user 0 2>/dev/null)" ]; then
+    if [ -n "$(find "$1" -maxdepth 0 -type f -user 0 -links 1 2>/dev/null)" ]; then
         chown -h "$GROUP_OWNER" "$1"
         chmod 0640 "$1"
     else
-        warn "$1 is not a regular file owned by root; leaving it as it is"
+        warn "$1 is not a root-owned regular file with one link; leaving it as it is"
     fi
 }
 

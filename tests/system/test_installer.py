@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,9 +224,17 @@ class TestUpgradeAndRerun:
             ok(install(root, releases, version="0.1.0"))
             stale = root / OPT / "versions" / ".unpack-0.1.0.killed"
             stale.mkdir()
+            two_hours_ago = time.time() - 7200
+            os.utime(stale, (two_hours_ago, two_hours_ago))
+            fresh = root / OPT / "versions" / ".unpack-0.2.0.running"  # another run, unpacking
+            fresh.mkdir()
             ok(install(root, releases, env={"TMPDIR": str(noexec)}))
             assert os.readlink(root / OPT / "current") == f"versions/{LATEST}"
-            assert sorted(p.name for p in (root / OPT / "versions").iterdir()) == ["0.1.0", LATEST]
+            assert sorted(p.name for p in (root / OPT / "versions").iterdir()) == [
+                ".unpack-0.2.0.running",
+                "0.1.0",
+                LATEST,
+            ]
             assert list(noexec.iterdir()) == []
         finally:
             subprocess.run(["umount", str(noexec)], check=True)
@@ -241,9 +250,10 @@ class TestUpgradeAndRerun:
         assert "already unpacked" in done.stdout
         assert os.readlink(root / OPT / "previous") == "versions/0.1.0"
 
+    @pytest.mark.parametrize("kind", ["symlink", "hardlink"])
     @pytest.mark.parametrize("name", ["agent-token", "bootstrap-token", "agent.yaml"])
     def test_never_follows_the_agents_links_in_its_config_dir(
-        self, root: Path, releases: Releases, name: str
+        self, root: Path, releases: Releases, name: str, kind: str
     ) -> None:
         """The agent can write into /etc/logpulse-agent; a link it plants there (here: to a
         root file outside the tree, as it would to /etc/shadow) is neither chowned nor
@@ -254,12 +264,14 @@ class TestUpgradeAndRerun:
         victim.chmod(0o600)
         planted = root / "etc/logpulse-agent" / name
         planted.unlink(missing_ok=True)
-        planted.symlink_to(victim)
+        if kind == "symlink":
+            planted.symlink_to(victim)
+        else:  # possible for the agent only where fs.protected_hardlinks=0
+            os.link(victim, planted)
         done = ok(install(root, releases))
         assert mode_of(victim) == (0o600, 0, 0)
-        assert planted.is_symlink()
         if name != "agent-token":  # the agent's own file is not even looked at
-            assert f"{name} is not a regular file owned by root" in done.stderr
+            assert f"{name} is not a root-owned regular file with one link" in done.stderr
 
     def test_rerunning_keeps_operator_settings_and_repairs_modes(
         self, root: Path, releases: Releases

@@ -181,7 +181,9 @@ class TestUpgradeHelper:
             ("0.10.0", "0.9.0", False),
             ("0.3.0", "0.3.1", True),
             ("0.3.0", "0.10.0", True),
-            ("0.3.0-rc.1", "0.3.0", True),  # same X.Y.Z: pre-releases and builds move freely
+            ("0.3.0-rc.1", "0.3.0", True),
+            ("0.3.0", "0.3.0-rc.1", False),  # a pre-release of the installed final release
+            ("0.3.0-rc.1", "0.3.0-rc.2", True),
             ("0.3.0", "0.3.0", True),
         ],
     )
