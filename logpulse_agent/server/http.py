@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -99,6 +100,10 @@ async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="invalid_json",
         ) from None
+    except ValueError:  # an integer of thousands of digits (Python's int conversion limit)
+        raise BadRequest(
+            "request body has a number too large to read", code="invalid_json"
+        ) from None
     except RecursionError:
         raise BadRequest("request body is nested too deeply", code="invalid_json") from None
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
@@ -142,8 +147,17 @@ def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"request body is not valid JSON: {name} is not a number", code="invalid_json")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 reads as inf
+        raise BadRequest(
+            f"request body has a number out of range: {text[:40]}", code="invalid_json"
+        )
+    return value
+
+
 # One decoder for every request: json.loads with any option builds a new one per call (~7 µs).
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 QUERY_INT_MAX = 2**62
