@@ -58,8 +58,9 @@ def authenticate(conn: sqlite3.Connection, agent_id: str, token: str | None) -> 
     exists = conn.execute("SELECT 1 FROM agent_registrations WHERE id = ?", (agent_id,)).fetchone()
     if exists is None:
         raise NotFound(f"no agent with id {agent_id!r}")
+    # SPEC §5: "403 token revoked or not this agent's" -- a token never issued is not its either.
     if row is None:
-        raise Unauthenticated("agent token is not known")
+        raise Forbidden("this token is not this agent's (unknown token); enrol the host again")
     raise Forbidden("this agent token belongs to another agent")
 
 

@@ -42,12 +42,13 @@ class TestAgentTokens:
         ):
             assert await _both(fleet, agent.id, headers) == [401, 401], headers
 
-    async def test_unknown_token_for_a_known_agent_gives_401(self, fleet: Fleet) -> None:
-        """A well-formed AGT_ token the server never issued: 401."""
+    async def test_unknown_token_for_a_known_agent_gives_403(self, fleet: Fleet) -> None:
+        """A well-formed AGT_ token the server never issued is "not this agent's": 403
+        (SPEC §5); 401 is for requests without a usable token at all."""
         await fleet.group("web")
         agent = await fleet.enrol("web")
         forged = {"Authorization": "Bearer AGT_" + "x" * 43}
-        assert await _both(fleet, agent.id, forged) == [401, 401]
+        assert await _both(fleet, agent.id, forged) == [403, 403]
 
     async def test_unknown_agent_gives_404(self, fleet: Fleet) -> None:
         """An agent id that does not exist: 404."""
