@@ -129,6 +129,21 @@ def agent_row(server: LiveServer) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def upgrade(server: LiveServer, agent_id: str, version: str) -> dict[str, Any]:
+    """Create an upgrade_agent action through the admin API; its final state."""
+    action = server.data(
+        "POST",
+        "/actions",
+        {"agentIds": [agent_id], "type": "upgrade_agent", "payload": {"targetVersion": version}},
+    )[0]
+
+    def finished() -> dict[str, Any] | None:
+        state: dict[str, Any] = server.data("GET", f"/actions/{action['id']}")
+        return state if state["status"] in ("done", "failed", "expired") else None
+
+    return wait_for(f"the upgrade action to {version} to finish", finished, timeout=300)
+
+
 def standin_events(box: Container) -> list[dict[str, Any]]:
     path = box.root / "var/lib/logpulse-agent/standin-events.jsonl"
     if not path.exists():
@@ -187,20 +202,7 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
     assert box.sh("logpulse-agent status --json", check=False).returncode == 0
 
     # --- upgrade_agent through the admin API ------------------------------------------------
-    action = control_plane.data(
-        "POST",
-        "/actions",
-        {"agentIds": [row["id"]], "type": "upgrade_agent", "payload": {"targetVersion": NEW}},
-    )[0]
-    final = wait_for(
-        "the upgrade action to finish",
-        lambda: (
-            (a := control_plane.data("GET", f"/actions/{action['id']}"))["status"]
-            in ("done", "failed", "expired")
-            and a
-        ),
-        timeout=300,
-    )
+    final = upgrade(control_plane, row["id"], NEW)
     upgrade_log = box.sh("cat /var/log/logpulse-agent/upgrade.log", check=False).stdout
     assert final["status"] == "done", f"{final}\n--- upgrade.log ---\n{upgrade_log}"
     assert final["result"] == {"fromVersion": OLD, "toVersion": NEW}
@@ -229,20 +231,7 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
         workdir / "x",
         edit_unit=lambda text: text.replace("ExecStart=/usr/bin/", "ExecStart=/nonexistent/"),
     )
-    action = control_plane.data(
-        "POST",
-        "/actions",
-        {"agentIds": [row["id"]], "type": "upgrade_agent", "payload": {"targetVersion": BROKEN}},
-    )[0]
-    broken = wait_for(
-        "the upgrade to the broken release to finish",
-        lambda: (
-            (a := control_plane.data("GET", f"/actions/{action['id']}"))["status"]
-            in ("done", "failed", "expired")
-            and a
-        ),
-        timeout=300,
-    )
+    broken = upgrade(control_plane, row["id"], BROKEN)
     assert broken["status"] == "failed", broken
     assert f"rolled back to {NEW}, which is running" in broken["result"]["log"], broken
     assert box.sh("readlink /opt/logpulse-agent/current").stdout.strip() == f"versions/{NEW}"
