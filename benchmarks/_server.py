@@ -12,7 +12,6 @@ import os
 import platform
 import queue
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.live_server import close_output, terminate
 
 LISTENING = "logpulse-server listening on "
 START_TIMEOUT = 30.0
@@ -128,16 +129,8 @@ class BenchServer:
 
     def stop(self) -> int:
         self._http.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-        self._reader.join(STOP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        terminate(self.process, STOP_TIMEOUT)
+        close_output(self.process, self._reader)
         return self.process.returncode
 
 

@@ -81,14 +81,8 @@ class LiveServer:
     def stop(self) -> int:
         """SIGTERM, wait, SIGKILL if it lingers; returns the exit status."""
         self._http.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-        _close(self.process, self._reader)
+        terminate(self.process, STOP_TIMEOUT)
+        close_output(self.process, self._reader)
         return self.process.returncode
 
     def __enter__(self) -> LiveServer:
@@ -109,7 +103,18 @@ def _drain(stream: IO[str], lines: queue.Queue[str]) -> None:
     lines.put("")
 
 
-def _close(process: subprocess.Popen[str], reader: threading.Thread) -> None:
+def terminate(process: subprocess.Popen[Any], grace: float, kill_wait: float | None = None) -> None:
+    """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL (reaped within ``kill_wait``)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace if kill_wait is None else kill_wait)
+
+
+def close_output(process: subprocess.Popen[str], reader: threading.Thread) -> None:
     """After the process ended: let the reader hit end-of-file, then close the pipe."""
     reader.join(STOP_TIMEOUT)
     if process.stdout is not None:
@@ -179,7 +184,7 @@ def start_live_server(
     if not first.startswith(LISTENING):
         process.kill()
         process.wait(STOP_TIMEOUT)
-        _close(process, reader)
+        close_output(process, reader)
         raise RuntimeError(
             f"logpulse-server did not start (first line {first!r});"
             f" its log:\n{log.read_text(errors='replace')[-4000:]}"

@@ -16,13 +16,14 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
 import psutil
+
+from tests.live_server import terminate
 
 ROOTFS_CACHE = Path(os.environ.get("LOGPULSE_TEST_ROOTFS_CACHE", "/var/cache/logpulse-test-rootfs"))
 PACKAGES = "systemd,systemd-sysv,dbus,curl,ca-certificates,python3,python3-yaml"
@@ -168,13 +169,7 @@ class Container:
 
     def stop(self) -> None:
         """Power off (SIGTERM to nspawn halts the container cleanly), SIGKILL if it hangs."""
-        if self.nspawn.poll() is None:
-            self.nspawn.send_signal(signal.SIGTERM)
-            try:
-                self.nspawn.wait(60)
-            except subprocess.TimeoutExpired:
-                self.nspawn.kill()
-                self.nspawn.wait(30)
+        terminate(self.nspawn, 60, kill_wait=30)
 
     def __enter__(self) -> Container:
         return self
