@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -27,7 +28,32 @@ from tests.live_server import terminate
 
 ROOTFS_CACHE = Path(os.environ.get("LOGPULSE_TEST_ROOTFS_CACHE", "/var/cache/logpulse-test-rootfs"))
 PACKAGES = "systemd,systemd-sysv,dbus,curl,ca-certificates,python3,python3-yaml"
-MIRROR = "http://deb.debian.org/debian"
+APT_SOURCES = (Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*")))
+
+
+def debian_mirror(
+    environ: dict[str, str] | os._Environ[str] = os.environ, sources: Iterable[Path] = APT_SOURCES
+) -> str:
+    """The Debian archive debootstrap fetches from: ``LOGPULSE_TEST_DEBIAN_MIRROR``, else the
+    first Debian archive this host's own apt is configured with (deb822 ``URIs:`` or one-line
+    ``deb URL``), so the tests use the mirror the machine already trusts."""
+    if environ.get("LOGPULSE_TEST_DEBIAN_MIRROR"):
+        return environ["LOGPULSE_TEST_DEBIAN_MIRROR"]
+    for path in sources:
+        if path.suffix not in ("", ".list", ".sources") or not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            words = line.split()
+            if words[:1] not in (["URIs:"], ["deb"]):
+                continue
+            for url in words[1:]:  # past "[signed-by=…]" options of the one-line format
+                if "://" in url and url.rstrip("/").endswith("/debian"):
+                    return url
+    raise RuntimeError(
+        "no Debian archive found in this host's apt sources; set LOGPULSE_TEST_DEBIAN_MIRROR"
+    )
+
+
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -70,7 +96,7 @@ def cached_rootfs() -> Path:
                 f"--include={PACKAGES}",
                 "bookworm",
                 str(partial),
-                MIRROR,
+                debian_mirror(),
             ],
             capture_output=True,
             text=True,
