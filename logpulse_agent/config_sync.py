@@ -234,9 +234,6 @@ class ConfigSync:
         if plan is Plan.STOP:
             await self.vector.stop()
             self.watch = None
-            # The operator withdrew every input: a later crash loop rolls back to "stopped",
-            # never to a pipeline that was removed on purpose.
-            self._set_applied(AppliedConfig(self.applied.version, self.applied.etag))
             self._record(update.version, update.etag, empty=True)
             log.info("config.empty", version=update.version, action="vector stopped")
             return
@@ -325,17 +322,20 @@ class ConfigSync:
         """Record ``version`` as applied. What the control plane sends next supersedes a
         rejected config and clears the error, even at a lower version (versions count per
         group, so a moved agent starts again from 1); the rollback that rejected it does not.
+        An empty config forgets the last-known-good one: the operator withdrew every input, so
+        a later crash loop rolls back to "stopped", never to a pipeline removed on purpose.
         """
         if clears_error and self.rejected is not None and etag != self.rejected.etag:
             self.rejected = None
             self.store.save_rejected(None)
+        keep = not empty
         self._set_applied(
             AppliedConfig(
                 version=version,
                 etag=etag,
                 empty=empty,
-                lkg_version=self.applied.lkg_version,
-                lkg_etag=self.applied.lkg_etag,
+                lkg_version=self.applied.lkg_version if keep else 0,
+                lkg_etag=self.applied.lkg_etag if keep else None,
             )
         )
 
