@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logpulse_agent.redact import redact_value
-from logpulse_agent.server import actions, groups
+from logpulse_agent.server import actions, agent_filters, groups
 from logpulse_agent.server.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from logpulse_agent.server.http import isotime
 from logpulse_agent.server.tokens import is_agent_token, matches, token_hash
@@ -125,26 +125,14 @@ def list_agents(
     threshold: float,
     group_id: str | None = None,
     status: str | None = None,
+    host: str | None = None,
     limit: int = 1000,
     offset: int = 0,
 ) -> list[sqlite3.Row]:
-    where: list[str] = []
-    params: list[Any] = []
-    if group_id is not None:
-        where.append("r.group_id = ?")
-        params.append(group_id)
-    if status == "revoked":
-        where.append("r.revoked_at IS NOT NULL")
-    elif status == "online":
-        where.append("r.revoked_at IS NULL AND r.last_heartbeat_at >= ?")
-        params.append(now - threshold)
-    elif status == "offline":
-        where.append(
-            "r.revoked_at IS NULL AND (r.last_heartbeat_at IS NULL OR r.last_heartbeat_at < ?)"
-        )
-        params.append(now - threshold)
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY r.hostname, r.enrolled_at, r.id LIMIT ? OFFSET ?"
+    """Agents matching the filters, by hostname; ``host`` is a case-insensitive substring."""
+    which = agent_filters.AgentFilter(now, threshold, group_id, status, host)
+    where, params = which.clause()
+    sql = _SELECT + where + " ORDER BY r.hostname, r.enrolled_at, r.id LIMIT ? OFFSET ?"
     return conn.execute(sql, (*params, limit, offset)).fetchall()
 
 

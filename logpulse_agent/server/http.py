@@ -66,12 +66,11 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
-async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
-    """The request body parsed as JSON, read up to ``limit`` bytes.
+async def read_body(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> bytes:
+    """The request body, read up to ``limit`` bytes.
 
     Raises :class:`PayloadTooLarge` past the limit (checked on ``Content-Length`` first, then
-    while streaming, so a chunked body cannot grow unbounded) and :class:`BadRequest` when the
-    bytes are not UTF-8 JSON.
+    while streaming, so a chunked body cannot grow unbounded).
     """
     declared = request.headers.get("content-length")
     too_large = f"request body is over the {limit // 1024} KiB limit"
@@ -88,7 +87,16 @@ async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
         if size > limit:
             raise PayloadTooLarge(too_large)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
+    """The request body parsed as JSON, read up to ``limit`` bytes.
+
+    Raises :class:`PayloadTooLarge` past the limit (see :func:`read_body`) and
+    :class:`BadRequest` when the bytes are not UTF-8 JSON.
+    """
+    raw = await read_body(request, limit)
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object was expected", code="invalid_json")
     try:
