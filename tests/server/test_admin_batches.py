@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from starlette.applications import Starlette
 
-from logpulse_agent.server import actions, agent_filters
+from logpulse_agent.server import actions, agent_filters, agents
 from tests.server.harness import FakeClock, Fleet
 
 pytestmark = pytest.mark.anyio
@@ -85,3 +85,24 @@ class TestFilters:
         assert offline == 2
         assert reachable == [a.id for a in agents[:3]]
         assert picked == [agents[1].id]
+
+
+class TestPagingPlan:
+    @pytest.mark.parametrize("in_group", [False, True])
+    def test_a_page_of_the_fleet_or_a_group_is_an_index_walk_not_a_sort(
+        self, app: Starlette, clock: FakeClock, in_group: bool
+    ) -> None:
+        """The query ``agents.list_agents`` runs walks a covering hostname index of migration
+        002 (so OFFSET skips index entries): why deep pages of 10,000 agents stay cheap."""
+        statements: list[str] = []
+        with app.state.ctx.store.read() as conn:
+            group = "0" * 32 if in_group else None
+            conn.set_trace_callback(statements.append)
+            agents.list_agents(
+                conn, now=clock(), threshold=300.0, group_id=group, limit=50, offset=5000
+            )
+            conn.set_trace_callback(None)
+            (sql,) = [s for s in statements if "LIMIT" in s]
+            plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "COVERING INDEX agent_registrations_by" in plan, plan
+        assert plan.count("TEMP B-TREE") <= 1, plan  # only the final 50 rows are sorted
