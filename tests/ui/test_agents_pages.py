@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from starlette.applications import Starlette
+from structlog.testing import capture_logs
 
 from tests.server.harness import DEMO, FakeClock, Fleet
 from tests.ui.pages import Pages, text_of
@@ -164,6 +166,17 @@ class TestAgentPage:
         assert "0.5.0" in text and "2 / 2" in text
         assert "None: the last config the agent received applied." in text
 
+    async def test_a_config_error_without_a_time_still_shows(
+        self, pages: Pages, fleet: Fleet
+    ) -> None:
+        """``at`` is optional in a heartbeat's configError: the page shows — for it."""
+        group = await fleet.group("web")
+        agent = await fleet.enrol(group["id"])
+        await fleet.heartbeat(agent, configError={"configVersion": 1, "message": "bad yaml"})
+        response = await pages.get(f"/ui/agents/{agent.id}")
+        assert response.status_code == 200
+        assert "Version 1, —: bad yaml" in text_of(response.text)
+
     async def test_an_unknown_agent_is_a_404_page(self, pages: Pages) -> None:
         response = await pages.get("/ui/agents/0123456789abcdef0123456789abcdef")
         assert response.status_code == 404
@@ -217,6 +230,22 @@ class TestAgentPage:
 
 
 class TestElsewhere:
+    async def test_a_page_that_crashes_is_an_html_500_and_logged(
+        self, pages: Pages, fleet: Fleet, app: Starlette
+    ) -> None:
+        """Garbage in the database (here a config error that is not JSON) gives an error page
+        that points at the server log, and the log has the traceback's event."""
+        group = await fleet.group("web")
+        agent = await fleet.enrol(group["id"])
+        with app.state.ctx.store.write() as conn:
+            conn.execute("UPDATE agent_registrations SET last_config_error = '{not json'")
+        with capture_logs() as logs:
+            response = await pages.get(f"/ui/agents/{agent.id}")
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("text/html")
+        assert "the server log has the details" in text_of(response.text)
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["ui.page_crashed"]
+
     async def test_an_unknown_fleet_page_is_an_html_404(self, pages: Pages) -> None:
         response = await pages.get("/ui/nothing/here")
         assert response.status_code == 404

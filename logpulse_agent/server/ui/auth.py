@@ -15,6 +15,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +35,8 @@ from logpulse_agent.server.ui.sessions import (
     same_secret,
 )
 from logpulse_agent.server.ui.templating import now_utc, redirect, render
+
+log = structlog.get_logger("logpulse.server.ui")
 
 HOME = "/ui/agents"
 SIGN_IN = "/ui/signin"
@@ -140,6 +143,9 @@ def signed_in(handler: UiHandler) -> Callable[[Request], Awaitable[Response]]:
             return await handler(ui)
         except ApiError as exc:
             return error_page(exc.status, exc.message, session)
+        except Exception:
+            log.exception("ui.page_crashed", path=request.url.path, method=request.method)
+            return error_page(500, "Internal error: the server log has the details.", session)
 
     return endpoint
 
