@@ -40,6 +40,9 @@ would share a short prefix. Vector keys file and journald checkpoints, and buffe
 id, so renaming an input must not rename its component: the name is not used at all. A sink is
 named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``.
 
+What Vector reads must be what was stored: ``config_text`` refuses text it would not read back,
+and ``render_yaml`` writes YAML serde_yaml reads back exactly.
+
 No global options are emitted (``data_dir``, ``api``, ``secret``…): the agent owns them. A group
 with no applicable enabled input renders exactly ``b"{}"`` (no newline), which the agent treats as
 "stop Vector". Output is deterministic: same inputs, in any order, give the same bytes.
@@ -55,10 +58,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from logpulse_agent.server.config_text import check_text, text_problem
 from logpulse_agent.server.render_inputs import INPUT_TYPES, validate_input
-from logpulse_agent.server.render_schema import check_text
+from logpulse_agent.server.render_yaml import dump_config
 
 __all__ = [
     "EMPTY_CONFIG",
@@ -93,8 +95,7 @@ HEADER = (
 ROUTING_FIELDS = ("index", "sourcetype", "source")
 _MAX_ROUTING = 256
 # Splunk's index naming rule: lower-case letters, digits, '_' and '-', not starting with either.
-_INDEX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_INDEX_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,9 @@ def validate_routing_override(field: str, value: object) -> str | None:
         raise ValueError(f"{what} must be a string (got {type(value).__name__})")
     if len(value) > _MAX_ROUTING:
         raise ValueError(f"{what} is longer than {_MAX_ROUTING} characters")
-    if _CONTROL_RE.search(value):
-        raise ValueError(f"{what} must not contain control characters")
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(f"{what} {problem}")
     if value != value.strip():
         raise ValueError(f"{what} must not start or end with spaces")
     check_text(value, "routing", what)
@@ -156,7 +158,7 @@ def validate_routing_override(field: str, value: object) -> str | None:
             f"{what} must be a literal value: '{{', '}}' and '%' would make Vector treat it "
             "as a template"
         )
-    if field == "index" and not _INDEX_RE.match(value):
+    if field == "index" and not _INDEX_RE.fullmatch(value):
         raise ValueError(
             f"{what} must be 1-80 lower-case letters, digits, '_' or '-', "
             "starting with a letter or digit"
@@ -250,13 +252,13 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
             "sourcetype": sourcetype,
             "source": source,
         }
-    return HEADER + _dump({"sources": sources, "sinks": sinks})
+    return HEADER + dump_config({"sources": sources, "sinks": sinks})
 
 
 def _check_endpoint(url: str) -> str:
     """An absolute http(s) base URL with a host and no path, query or credentials."""
     problem = "must be an http(s) base URL with a host and no path, e.g. https://ingest.example"
-    if not isinstance(url, str) or _CONTROL_RE.search(url) or " " in url:
+    if not isinstance(url, str) or text_problem(url) or " " in url:
         raise ValueError(f"ingest endpoint {problem}")
     check_text(url, "ingest", "endpoint")
     parts = urlsplit(url)
@@ -275,44 +277,3 @@ def _check_endpoint(url: str) -> str:
     ):
         raise ValueError(f"ingest endpoint {problem}")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-# Plain scalars that YAML 1.2's core schema reads as numbers, null or booleans. PyYAML speaks
-# YAML 1.1 and already quotes its own ambiguous strings ('yes', '1.0'), but leaves '1e3' or
-# '0o17' plain; Vector's YAML parser (serde_yaml) is 1.2 and would read those as numbers.
-_YAML12_NOT_A_STRING = re.compile(
-    r"""^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+
-    |[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
-    |null|Null|NULL|~|true|True|TRUE|false|False|FALSE)$""",
-    re.VERBOSE,
-)
-
-
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper that never writes anchors or aliases, and quotes strings YAML 1.2 misreads."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "'" if _YAML12_NOT_A_STRING.match(data) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def _dump(doc: Mapping[str, Any]) -> bytes:
-    text = yaml.dump(
-        doc,
-        Dumper=_Dumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1 << 30,  # never fold long strings: same bytes whatever the content length
-        indent=2,
-        line_break="\n",
-    )
-    return text.encode("utf-8")

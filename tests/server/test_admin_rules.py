@@ -217,3 +217,68 @@ class TestUnknownIds:
         wrong = await fleet.client.delete("/api/v1/agents/enrol")
         assert wrong.status_code == 405
         assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def _input(type_: str, options: dict, **fields: object) -> dict:
+    return {
+        "type": type_,
+        "name": fields.pop("name", f"{type_} input"),
+        "options": options,
+        **fields,
+    }
+
+
+# Issue 10, section 1: option values Vector 0.57 refuses at load or build, or crashes on.
+REFUSED_OPTIONS = [
+    (_input("journald", {"include_matches": {"<<": ["x"]}}), "'include_matches'"),
+    (_input("journald", {"include_units": ["team\u0085a"]}), "'include_units[0]'"),
+    (_input("demo_logs", {"format": "json"}, sourceOverride="team\u0085a"), "sourceOverride"),
+]  # fmt: skip
+
+
+class TestInputOptionRules:
+    @pytest.mark.parametrize(("body", "option"), REFUSED_OPTIONS)
+    async def test_values_vector_refuses_are_422_naming_the_option(
+        self, fleet: Fleet, agent: Agent, body: dict, option: str
+    ) -> None:
+        """Creating an input Vector would refuse or crash on is a one-line 422; nothing changes."""
+        response = await fleet.admin("POST", "/groups/web/inputs", body)
+        assert response.status_code == 422, response.text
+        message = response.json()["error"]["message"]
+        assert option in message and "\n" not in message
+        assert (await fleet.data("GET", "/groups/web"))["configVersion"] == 2
+
+    @pytest.mark.parametrize(("body", "option"), REFUSED_OPTIONS[:-1])
+    async def test_editing_to_a_refused_value_is_422(
+        self, fleet: Fleet, agent: Agent, body: dict, option: str
+    ) -> None:
+        """The same rules apply when an input's options are replaced."""
+        created = await fleet.data(
+            "POST", "/groups/web/inputs", _input(body["type"], VALID[body["type"]])
+        )
+        response = await fleet.admin(
+            "PATCH", f"/inputs/{created['id']}", {"options": body["options"]}
+        )
+        assert response.status_code == 422, response.text
+        assert option in response.json()["error"]["message"]
+
+    @pytest.mark.parametrize("delimiter", ["\r\n", "\t"])
+    async def test_control_character_line_delimiters_are_accepted(
+        self, fleet: Fleet, agent: Agent, delimiter: str
+    ) -> None:
+        """'\\r\\n' and '\\t' are real delimiters, not empty values."""
+        body = _input("file", {"include": ["/var/log/*.log"], "line_delimiter": delimiter})
+        created = await fleet.data("POST", "/groups/web/inputs", body)
+        assert created["options"]["line_delimiter"] == delimiter
+
+
+VALID = {
+    "syslog": {"mode": "tcp", "address": "0.0.0.0:5514"},
+    "socket": {"mode": "tcp", "address": "0.0.0.0:5515"},
+    "http_server": {"address": "0.0.0.0:5516"},
+    "file": {"include": ["/var/log/*.log"]},
+    "kubernetes_logs": {},
+    "kafka": {"bootstrap_servers": "k:1", "group_id": "g", "topics": ["t"]},
+    "journald": {},
+    "demo_logs": {"format": "json"},
+}
