@@ -40,8 +40,10 @@ would share a short prefix. Vector keys file and journald checkpoints, and buffe
 id, so renaming an input must not rename its component: the name is not used at all. A sink is
 named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``.
 
-What Vector reads must be what was stored: ``config_text`` refuses text it would not read back,
-and ``render_yaml`` writes YAML serde_yaml reads back exactly.
+What Vector reads must be what was stored, and load and build must succeed: option values are
+checked by ``render_inputs`` (address rules in ``addresses``), inputs claiming one listener by
+``listeners``, ``config_text`` refuses text Vector would not read back, and ``render_yaml``
+writes YAML serde_yaml reads back exactly.
 
 No global options are emitted (``data_dir``, ``api``, ``secret``…): the agent owns them. A group
 with no applicable enabled input renders exactly ``b"{}"`` (no newline), which the agent treats as
@@ -59,6 +61,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from logpulse_agent.server.config_text import check_text, text_problem
+from logpulse_agent.server.listeners import Listener, first_clash, listeners
 from logpulse_agent.server.render_inputs import INPUT_TYPES, validate_input
 from logpulse_agent.server.render_yaml import dump_config
 
@@ -205,8 +208,8 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
 
     Disabled inputs and inputs of another platform are left out; when nothing is left the result
     is exactly ``b"{}"``. Raises ``ValueError`` for an unknown platform, a bad ingest endpoint,
-    duplicate input ids, or an included input whose type, options or overrides are invalid
-    (the message names the input id).
+    duplicate input ids, an included input whose type, options or overrides are invalid, or
+    two included inputs claiming one listener (the message names the input id).
     """
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r} (known: {', '.join(sorted(PLATFORMS))})")
@@ -214,6 +217,7 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
     seen: set[str] = set()
     sources: dict[str, dict[str, Any]] = {}
     routes: dict[tuple[str, str, str], list[str]] = {}
+    claimed: list[tuple[str, list[Listener]]] = []
     for spec in inputs:
         if spec.id in seen:
             raise ValueError(f"duplicate input id {spec.id!r}")
@@ -232,6 +236,12 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
             raise ValueError(f"input {spec.id}: {exc}") from None
         if component in sources:
             raise ValueError(f"input {spec.id}: component id {component} is already taken")
+        mine = listeners(spec.type, options)
+        clash = first_clash(mine, claimed)
+        if clash is not None:
+            owner, held = clash
+            raise ValueError(f"input {spec.id}: {held} is already claimed by input {owner}")
+        claimed.append((spec.id, mine))
         sources[component] = {**options, "type": spec.type}
         routes.setdefault(routing, []).append(component)
     if not sources:

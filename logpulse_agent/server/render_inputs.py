@@ -13,14 +13,21 @@ Options are checked against Vector's configuration reference, vectordotdev/vecto
 covering Vector 0.57-0.59), and for the mode-dependent sources the Rust config structs
 (``src/sources/syslog.rs``: ``#[serde(tag = "mode")]``, so an option of another mode is an
 unknown field, which is why ``when=`` rejects it here). See ``render.py`` for the full list.
+Listen addresses, CIDR lists and broker lists follow ``addresses.py``, with the Vector source
+of each rule.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from logpulse_agent.server.addresses import (
+    broker_list_problem,
+    cidr_problem,
+    listen_address_problem,
+    socket_address_problem,
+)
 from logpulse_agent.server.render_schema import (
     Opt,
     boolean,
@@ -34,31 +41,6 @@ from logpulse_agent.server.render_schema import (
     strings,
     uint,
 )
-
-_HOST_PORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
-_SYSTEMD_FD_RE = re.compile(r"^systemd(?:#\d+)?$")
-
-
-def _port_ok(text: str) -> bool:
-    match = _HOST_PORT_RE.match(text)
-    return match is not None and 1 <= int(match.group(1)) <= 65535
-
-
-def _listen_address(value: str) -> str | None:
-    """``host:port`` with a port, or ``systemd``/``systemd#N`` (socket activation)."""
-    if _port_ok(value) or _SYSTEMD_FD_RE.match(value):
-        return None
-    return "must be host:port with a port from 1 to 65535, or systemd[#N]"
-
-
-def _http_address(value: str) -> str | None:
-    return None if _port_ok(value) else "must be host:port with a port from 1 to 65535"
-
-
-def _bootstrap_servers(value: str) -> str | None:
-    if all(_port_ok(part.strip()) for part in value.split(",")):
-        return None
-    return "must be a comma-separated list of host:port"
 
 
 def _url_path(value: str) -> str | None:
@@ -105,14 +87,15 @@ def _when(key: str, *values: str) -> tuple[str, tuple[str, ...]]:
 
 
 _TCP, _UDP = _when("mode", "tcp"), _when("mode", "udp")
+_IP_MODES = _when("mode", "tcp", "udp")
 
 SYSLOG: dict[str, Opt] = {  # generated/syslog.cue, src/sources/syslog.rs
     "mode": choice("tcp", "udp", "unix", required=True),
-    "address": string(required=True, when=_when("mode", "tcp", "udp"), check=_listen_address),
+    "address": string(required=True, when=_IP_MODES, check=listen_address_problem),
     "path": path(required=True, when=_when("mode", "unix")),
     "max_length": uint(minimum=1),
     "connection_limit": uint(minimum=1, maximum=2**32 - 1, when=_TCP),
-    "permit_origin": strings(when=_TCP),
+    "permit_origin": strings(when=_TCP, item_check=cidr_problem),
     "receive_buffer_bytes": uint(minimum=1, when=_when("mode", "tcp", "udp")),
     "socket_file_mode": uint(maximum=0o7777, when=_when("mode", "unix")),
     "keepalive": obj(_TCP_KEEPALIVE.fields, when=_TCP),
@@ -122,11 +105,11 @@ SYSLOG: dict[str, Opt] = {  # generated/syslog.cue, src/sources/syslog.rs
 _UNIX_SOCKET = _when("mode", "unix_datagram", "unix_stream")
 SOCKET: dict[str, Opt] = {  # generated/socket.cue
     "mode": choice("tcp", "udp", "unix_datagram", "unix_stream", required=True),
-    "address": string(required=True, when=_when("mode", "tcp", "udp"), check=_listen_address),
+    "address": string(required=True, when=_IP_MODES, check=listen_address_problem),
     "path": path(required=True, when=_UNIX_SOCKET),
     "max_length": uint(minimum=1, when=_UDP),
     "connection_limit": uint(minimum=1, maximum=2**32 - 1, when=_TCP),
-    "permit_origin": strings(when=_TCP),
+    "permit_origin": strings(when=_TCP, item_check=cidr_problem),
     "receive_buffer_bytes": uint(minimum=1, when=_when("mode", "tcp", "udp")),
     "shutdown_timeout_secs": uint(when=_TCP),
     "socket_file_mode": uint(maximum=0o7777, when=_UNIX_SOCKET),
@@ -160,7 +143,7 @@ JOURNALD: dict[str, Opt] = {  # generated/journald.cue
 }
 
 KAFKA: dict[str, Opt] = {  # generated/kafka.cue
-    "bootstrap_servers": string(required=True, check=_bootstrap_servers),
+    "bootstrap_servers": string(required=True, check=broker_list_problem),
     "group_id": string(required=True),
     "topics": strings(required=True, nonempty=True),
     "auto_offset_reset": choice(
@@ -190,7 +173,7 @@ KUBERNETES_LOGS: dict[str, Opt] = {  # generated/kubernetes_logs.cue
 }
 
 HTTP_SERVER: dict[str, Opt] = {  # generated/http_server.cue
-    "address": string(required=True, check=_http_address),
+    "address": string(required=True, check=socket_address_problem),
     "path": string(check=_url_path),
     "strict_path": boolean(),
     "method": choice("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"),
