@@ -41,9 +41,9 @@ id, so renaming an input must not rename its component: the name is not used at 
 named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``.
 
 What Vector reads must be what was stored, and load and build must succeed: option values are
-checked by ``render_inputs`` (address rules in ``addresses``), inputs claiming one listener by
-``listeners``, ``config_text`` refuses text Vector would not read back, and ``render_yaml``
-writes YAML serde_yaml reads back exactly.
+checked by ``render_inputs`` (rules in ``addresses``, ``patterns``, ``limits``), inputs claiming
+one listener by ``listeners``, ``config_text`` refuses text Vector would not read back, and
+``render_yaml`` writes YAML serde_yaml reads back exactly.
 
 No global options are emitted (``data_dir``, ``api``, ``secret``…): the agent owns them. A group
 with no applicable enabled input renders exactly ``b"{}"`` (no newline), which the agent treats as

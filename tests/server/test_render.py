@@ -158,7 +158,7 @@ MIXED = [
         id="7a000000-0000-4000-8000-000000000003",
         type="demo_logs",
         name="demo",
-        options={"format": "json", "count": 100},
+        options={"format": "json", "interval": 0.5},
     ),
     InputSpec(
         id="7a000000-0000-4000-8000-000000000004",
@@ -477,8 +477,7 @@ class TestValidateInput:
                 {"format": "json", "lines": ["a"]},
                 "applies only when format is shuffle",
             ),
-            ("demo_logs", {"format": "json", "count": True}, "'count' must be a whole number"),
-            ("demo_logs", {"format": "json", "count": 0}, "'count' must be between 1"),
+            ("demo_logs", {"format": "json", "count": 10}, "'count' is not supported"),
             ("demo_logs", {"format": "json", "interval": "1s"}, "'interval' must be a number"),
             ("demo_logs", {"format": "json", "interval": float("nan")}, "finite number"),
             ("demo_logs", {"format": "json", "decoding": {"codec": "avro"}}, "'decoding.codec'"),

@@ -97,6 +97,17 @@ class TestListenAddresses:
         """Vector maps both to socket offset 0."""
         assert parse_listen_addr("systemd") == parse_listen_addr("systemd#1")
 
+    @pytest.mark.parametrize("length", [107, 108])
+    def test_unix_socket_paths_fit_sun_path(self, length: int) -> None:
+        """A unix socket path longer than 107 bytes cannot be bound (Vector panics)."""
+        path = "/run/" + "x" * (length - 5)
+        for type_, mode in (("syslog", "unix"), ("socket", "unix_stream")):
+            if length <= 107:
+                assert validate_input(type_, {"mode": mode, "path": path})["path"] == path
+            else:
+                with pytest.raises(ValueError, match="longer than 107 bytes"):
+                    validate_input(type_, {"mode": mode, "path": path})
+
 
 # (first input, second input) that cannot both listen.
 CLASHES = [
