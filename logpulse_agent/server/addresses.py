@@ -1,4 +1,4 @@
-"""Network addresses in input options, checked the way their readers parse them.
+"""Network addresses in input options and the ingest URL, checked the way their readers parse them.
 
 Each ``*_problem`` function returns ``None`` for a value that is fine, or the end of a one-line
 error sentence ("must be …") for the schema checker of ``render_schema`` to prefix with the option.
@@ -22,6 +22,9 @@ Sources of the rules (Vector 0.57.0 unless said otherwise):
   (IPv6) and no scope; a bare address or ``anywhere`` fails to load.
 - Kafka brokers, librdkafka 2.12.1 ``rd_kafka_broker_name_parse``: a comma-separated list of
   ``host`` or ``host:port`` (port 9092 when left out).
+- The ingest URL's host is used by every agent's HTTP sink: Vector's ``http::Uri`` refuses
+  non-ASCII characters (an internationalised name must be given in its ``xn--`` form), and a
+  port of 0 or a malformed host name makes every send fail.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_SYSTEMD_INDEX = 2**31 - 3
 _U32_MAX = 2**32 - 1
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: Python's \d also matches other scripts
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_DOTTED_NUMBERS = re.compile(r"[0-9.]+")
 _BROKER = re.compile(r"(\[[^\]]*\]|[A-Za-z0-9._-]+)(?::([^:]*))?")
 
 SOCKET_ADDR_HINT = "an IP address and port such as 0.0.0.0:514 or [::]:514"
@@ -175,4 +180,20 @@ def broker_list_problem(value: str) -> str | None:
             ok = port is not None and port > 0
         if not ok:
             return "must be a comma-separated list of host or host:port (ports 1 to 65535)"
+    return None
+
+
+def url_host_problem(host: str, port: int | None) -> str | None:
+    """Why every request to ``host:port`` would fail, or None. ``host`` has no brackets."""
+    if not host.isascii():
+        return "host must be ASCII: write an internationalised name in its xn-- (punycode) form"
+    if port == 0:
+        return "port must be from 1 to 65535"
+    if ":" in host:
+        return None if parse_ip(host) is not None else "host is not a valid IPv6 address"
+    if _DOTTED_NUMBERS.fullmatch(host):
+        return None if parse_ip(host) is not None else "host is not a valid IPv4 address"
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        return "host is not a valid host name"
     return None

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from logpulse_agent.server.addresses import url_host_problem
 from logpulse_agent.server.config_text import check_text, text_problem
 from logpulse_agent.server.listeners import Listener, first_clash, listeners
 from logpulse_agent.server.render_inputs import INPUT_TYPES, validate_input
@@ -266,19 +267,26 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
 
 
 def _check_endpoint(url: str) -> str:
-    """An absolute http(s) base URL with a host and no path, query or credentials."""
+    """An absolute http(s) base URL with a host and no path, query or credentials, whose host
+    and port every agent can send to (``addresses.url_host_problem``)."""
     problem = "must be an http(s) base URL with a host and no path, e.g. https://ingest.example"
     if not isinstance(url, str) or text_problem(url) or " " in url:
         raise ValueError(f"ingest endpoint {problem}")
     check_text(url, "ingest", "endpoint")
-    parts = urlsplit(url)
+    if not url.isascii():  # Vector's http::Uri refuses it at load
+        raise ValueError(
+            "ingest endpoint must be ASCII: write an internationalised host name in its "
+            "xn-- (punycode) form"
+        )
     try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        parts = urlsplit(url)  # raises ValueError for a malformed [IPv6] host
+        port = parts.port  # and for a malformed port
     except ValueError:
         raise ValueError(f"ingest endpoint {problem}") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
+        or parts.netloc.endswith(":")
         or parts.username is not None
         or parts.path not in ("", "/")
         or parts.query
@@ -286,4 +294,7 @@ def _check_endpoint(url: str) -> str:
         or any(c in url for c in "{}%")
     ):
         raise ValueError(f"ingest endpoint {problem}")
+    host_problem = url_host_problem(parts.hostname, port)
+    if host_problem:
+        raise ValueError(f"ingest endpoint {host_problem}")
     return f"{parts.scheme}://{parts.netloc}"

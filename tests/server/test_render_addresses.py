@@ -1,13 +1,15 @@
-"""Addresses Vector reads: listen addresses, listener clashes, CIDR lists, Kafka brokers."""
+"""Addresses Vector reads: listen addresses, listener clashes, CIDR lists, brokers, ingest URL."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from logpulse_agent.server.addresses import MAX_SYSTEMD_INDEX, parse_listen_addr
+from logpulse_agent.server.app import create_app
 from logpulse_agent.server.render import (
     IngestSettings,
     InputSpec,
@@ -210,3 +212,46 @@ class TestKafkaBrokers:
             validate_input(
                 "kafka", {"bootstrap_servers": servers, "group_id": "g", "topics": ["t"]}
             )
+
+
+class TestIngestEndpoint:
+    @pytest.mark.parametrize(
+        ("endpoint", "message"),
+        [
+            ("https://ïngest.example", "must be ASCII"),
+            ("https://ingest.example:0", "port must be from 1 to 65535"),
+            ("https://ingest.example:", "http(s) base URL"),
+            ("https://999.1.1.1", "not a valid IPv4 address"),
+            ("https://127.0.0.01", "not a valid IPv4 address"),
+            ("https://[1::2::3]", "http(s) base URL"),
+            ("https://-ingest.example", "not a valid host name"),
+            ("https://ingest..example", "not a valid host name"),
+            ("https://" + "a" * 64 + ".example", "not a valid host name"),
+            ("https://ingest.example\u0085", "http(s) base URL"),
+        ],
+    )
+    def test_urls_every_send_would_fail_on_are_refused(self, endpoint: str, message: str) -> None:
+        """A host Vector cannot use or a port nobody listens on is a one-line error."""
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
+            render_config([], "linux", IngestSettings(endpoint=endpoint))
+        assert str(info.value).startswith("ingest endpoint ")
+
+    @pytest.mark.parametrize(
+        "endpoint",
+        [
+            "https://xn--ngest-dra.example",
+            "http://127.0.0.1:8088",
+            "https://[::1]:8088",
+            "https://ingest_1.internal:443",
+            "https://ingest.example.",
+        ],
+    )
+    def test_usable_urls_are_accepted(self, endpoint: str) -> None:
+        """Punycode, IP literals, ports and ordinary names pass."""
+        assert render_config([], "linux", IngestSettings(endpoint=endpoint)) == b"{}"
+
+    @pytest.mark.parametrize("url", ["https://ïngest.example.com", "https://ingest.example.com:0"])
+    def test_the_server_refuses_to_start_with_one(self, tmp_path: Path, url: str) -> None:
+        """create_app (and so ``serve --ingest-url``) raises before serving any agent."""
+        with pytest.raises(ValueError, match="ingest endpoint"):
+            create_app(tmp_path / "s.db", ingest=IngestSettings(endpoint=url), sweep_interval=None)
