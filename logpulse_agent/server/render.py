@@ -38,7 +38,8 @@ a UUID is replaced by 32 hex digits of its sha256). All 32 digits, not a prefix:
 digits of a time-ordered UUID (v7) are a millisecond timestamp, so two inputs created together
 would share a short prefix. Vector keys file and journald checkpoints, and buffers, by component
 id, so renaming an input must not rename its component: the name is not used at all. A sink is
-named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``.
+named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``. So no id starts
+with ``logpulse_``, which SPEC 11.1 reserves for the agent's own components; rendering checks it.
 
 What Vector reads must be what was stored, and load and build must succeed: option values are
 checked by ``render_inputs`` (rules in ``addresses``, ``patterns``, ``limits``), inputs claiming
@@ -70,6 +71,7 @@ __all__ = [
     "EMPTY_CONFIG",
     "INPUT_TYPES",
     "PLATFORMS",
+    "RESERVED_PREFIX",
     "IngestSettings",
     "InputSpec",
     "applies_to",
@@ -100,6 +102,8 @@ ROUTING_FIELDS = ("index", "sourcetype", "source")
 _MAX_ROUTING = 256
 # Splunk's index naming rule: lower-case letters, digits, '_' and '-', not starting with either.
 _INDEX_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
+# SPEC 11.1: component ids starting with this belong to the agent's own globals file.
+RESERVED_PREFIX = "logpulse_"
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,8 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
     Disabled inputs and inputs of another platform are left out; when nothing is left the result
     is exactly ``b"{}"``. Raises ``ValueError`` for an unknown platform, a bad ingest endpoint,
     duplicate input ids, an included input whose type, options or overrides are invalid, or
-    two included inputs claiming one listener (the message names the input id).
+    two included inputs claiming one listener (the message names the input id). No component
+    id starts with :data:`RESERVED_PREFIX`: sources are ``in_…`` and sinks ``out_…``.
     """
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r} (known: {', '.join(sorted(PLATFORMS))})")
@@ -232,7 +237,7 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
                 continue
             options = validate_input(spec.type, spec.options)
             routing = routing_for(spec)
-            component = source_id(spec.id)
+            component = _component_id(source_id(spec.id))
         except ValueError as exc:
             raise ValueError(f"input {spec.id}: {exc}") from None
         if component in sources:
@@ -249,7 +254,7 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
         return EMPTY_CONFIG
     sinks: dict[str, dict[str, Any]] = {}
     for routing, components in routes.items():
-        name = sink_id(routing)
+        name = _component_id(sink_id(routing))
         if name in sinks:  # two triples sharing 48 bits of sha256; never seen, never silent
             raise ValueError(f"sink id {name} collides for routing {routing}")
         index, sourcetype, source = routing
@@ -264,6 +269,13 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
             "source": source,
         }
     return HEADER + dump_config({"sources": sources, "sinks": sinks})
+
+
+def _component_id(name: str) -> str:
+    """``name``, checked against SPEC 11.1's reserved prefix (generated ids never have it)."""
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(f"component id {name} would use the agent's reserved prefix")
+    return name
 
 
 def _check_endpoint(url: str) -> str:

@@ -6,6 +6,7 @@ merge keys, written independently of the renderer's quoting rules.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 
 from logpulse_agent.server.render import (
+    RESERVED_PREFIX,
     IngestSettings,
     InputSpec,
     applies_to,
@@ -143,6 +145,8 @@ class TestVectorReadsWhatWasStored:
         assert same(doc["sources"][source_id(spec.id)], {**stored, "type": spec.type})
         (sink,) = doc["sinks"].values()
         assert same([sink["index"], sink["sourcetype"], sink["source"]], list(routing_for(spec)))
+        for component in (*doc["sources"], *doc["sinks"]):
+            assert re.fullmatch(r"(in_[0-9a-f]{32}|out_[0-9a-f]{12})", component)
 
     @pytest.mark.parametrize("value", ["team\x85a", "a\x80b", "x\x9f", "bad\x7f"])
     def test_c1_controls_are_refused_not_folded(self, value: str) -> None:
@@ -201,3 +205,22 @@ class TestVectorReadsWhatWasStored:
         assert not isinstance(resolve_plain(value), str)
         spec = InputSpec(INPUT_ID, "journald", "x", {"include_units": [value]})
         assert _render_and_read(spec)["sources"][source_id(INPUT_ID)]["include_units"] == [value]
+
+
+class TestReservedComponentIds:
+    @given(st.text(min_size=1, max_size=40) | st.just("logpulse_internal_metrics"))
+    def test_no_input_id_yields_a_reserved_component_id(self, input_id: str) -> None:
+        """SPEC 11.1: whatever the input id, its source is in_<hex>, never logpulse_…."""
+        assert source_id(input_id).startswith("in_")
+        assert not source_id(input_id).startswith(RESERVED_PREFIX)
+
+    def test_rendering_refuses_a_reserved_id_if_one_were_generated(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The guarantee is checked, not only assumed: a reserved id fails rendering."""
+        import logpulse_agent.server.render as render
+
+        monkeypatch.setattr(render, "source_id", lambda _id: "logpulse_internal_metrics")
+        spec = InputSpec(INPUT_ID, "demo_logs", "x", {"format": "json"})
+        with pytest.raises(ValueError, match="reserved prefix"):
+            render.render_config([spec], "linux", INGEST)
