@@ -112,8 +112,8 @@ async def probe(
     bounded by ``deadline`` seconds)."""
     result = {
         "huge_header": await _huge_header(host, port, deadline),
-        "trickle": await _trickle(host, port, deadline),
-        "idle": await _idle(host, port, deadline),
+        "trickle": await _held(host, port, deadline, trickling=True),
+        "idle": await _held(host, port, deadline, trickling=False),
     }
     if cap is not None:
         result["cap"] = await _past_the_cap(host, port, cap, deadline)
@@ -185,24 +185,13 @@ async def _huge_header(host: str, port: int, deadline: float) -> dict[str, Any]:
     return {"status": status, "mib_sent": sent // (1024 * 1024), "seconds": seconds}
 
 
-async def _trickle(host: str, port: int, deadline: float) -> dict[str, Any]:
+async def _held(host: str, port: int, deadline: float, *, trickling: bool) -> dict[str, Any]:
+    """How long one idle (or trickling) connection stays open, and how it ends."""
     clients = SlowClients(host, port, idle=0, trickle=1, interval=0.5)
     reader, writer = await asyncio.open_connection(host, port)
     start = time.monotonic()
     try:
-        how = await asyncio.wait_for(clients._until_cut(reader, writer, True), deadline)
-    except asyncio.TimeoutError:
-        how = f"still open after {deadline:g} s"
-    writer.close()
-    return {"cut": how, "seconds": time.monotonic() - start}
-
-
-async def _idle(host: str, port: int, deadline: float) -> dict[str, Any]:
-    clients = SlowClients(host, port, idle=1, trickle=0)
-    reader, writer = await asyncio.open_connection(host, port)
-    start = time.monotonic()
-    try:
-        how = await asyncio.wait_for(clients._until_cut(reader, writer, False), deadline)
+        how = await asyncio.wait_for(clients._until_cut(reader, writer, trickling), deadline)
     except asyncio.TimeoutError:
         how = f"still open after {deadline:g} s"
     writer.close()
