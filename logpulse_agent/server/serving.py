@@ -77,7 +77,8 @@ def default_max_connections(open_files: int) -> int:
 
 
 class _Gauge:
-    """Admitted connections of one server, and refusals logged at most every 10 s per kind."""
+    """Admitted connections of one server, and refusals logged at most every 10 s per kind
+    (``count``: refusals of that kind since its previous line, this one included)."""
 
     def __init__(self) -> None:
         self.admitted = 0
