@@ -168,6 +168,8 @@ class OpenApi:
         if validator is None:
             validator = self._validator({"$ref": f"#/components/schemas/{schema_name}"})
             self._components[schema_name] = validator
+        if validator.is_valid(value):  # the common case, without building error objects
+            return None
         error = best_match(validator.iter_errors(value))
         return None if error is None else describe(error)
 
