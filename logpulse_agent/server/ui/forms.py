@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 
-from logpulse_agent.server.errors import ApiError, BadRequest
+from logpulse_agent.server.errors import BadRequest, UnsupportedMediaType
 from logpulse_agent.server.http import read_body
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -22,18 +22,12 @@ MAX_FIELDS = 20_000  # a hand-picked bulk selection of a full page, with room to
 Form = ImmutableMultiDict[str, str]
 
 
-class UnsupportedForm(ApiError):
-    """Raised when a form post is not ``application/x-www-form-urlencoded``."""
-
-    status = 415
-    code = "unsupported_media_type"
-
-
 async def read_form(request: Request, limit: int) -> Form:
     """The posted fields, read up to ``limit`` bytes; 400 for bytes that are not a form."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != FORM_TYPE:
-        raise UnsupportedForm(f"forms are sent as {FORM_TYPE}, not {media or 'no content type'}")
+        sent = media or "no content type"
+        raise UnsupportedMediaType(f"forms are sent as {FORM_TYPE}, not {sent}")
     raw = await read_body(request, limit)
     try:
         pairs = parse_qsl(
