@@ -154,9 +154,9 @@ def enrol_cmd(
     force: bool,
     **kwargs: Any,
 ) -> None:
-    from logpulse_agent.enrol import enrol, read_token_file
+    from logpulse_agent.controlplane.enrol import enrol, read_token_file
     from logpulse_agent.logsetup import configure_logging
-    from logpulse_agent.state import StateStore
+    from logpulse_agent.state.store import StateStore
 
     settings = _load(kwargs, api_url=api_url)
     if settings.api_url and check_url("api_url", settings.api_url, settings.allow_insecure_http):
@@ -203,7 +203,7 @@ def run_cmd(
     heartbeat_interval: float | None,
     **kwargs: Any,
 ) -> None:
-    from logpulse_agent.daemon import run_daemon
+    from logpulse_agent.daemon.lifecycle import run_daemon
     from logpulse_agent.logsetup import configure_logging
 
     settings = _load(
@@ -236,8 +236,8 @@ def run_cmd(
 @settings_options
 @handle_errors
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
-    from logpulse_agent.state import StateStore
-    from logpulse_agent.status import assess, load_snapshot, render_json, render_text
+    from logpulse_agent.state.store import StateStore
+    from logpulse_agent.status.tracker import assess, load_snapshot, render_json, render_text
 
     settings = _load(kwargs)
     store = StateStore(settings.config_dir, settings.state_dir)

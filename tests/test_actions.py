@@ -11,10 +11,10 @@ import anyio
 import httpx
 import pytest
 
-from logpulse_agent.actions import ActionExecutor, ActionLedger
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult, PendingAction
-from logpulse_agent.upgrade import InFlightUpgrade, Launch, SpawnRequest, Upgrader
+from logpulse_agent.actions.executor import ActionExecutor, ActionLedger
+from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.controlplane.protocol import ActionResult, PendingAction
+from logpulse_agent.upgrade.upgrader import InFlightUpgrade, Launch, SpawnRequest, Upgrader
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,14 @@ import pytest
 import respx
 import structlog
 
-from logpulse_agent.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.protocol import (
+    ConfigUnchanged,
+    ConfigUpdate,
+    EnrolRequest,
+    Heartbeat,
+    PendingAction,
+)
 from logpulse_agent.errors import (
     ControlPlaneError,
     EnrolRejected,
@@ -30,13 +37,6 @@ from logpulse_agent.errors import (
     TLSError,
     TransientError,
     UnknownGroup,
-)
-from logpulse_agent.protocol import (
-    ConfigUnchanged,
-    ConfigUpdate,
-    EnrolRequest,
-    Heartbeat,
-    PendingAction,
 )
 from logpulse_agent.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from logpulse_agent.config_decisions import (
+from logpulse_agent.config.decisions import (
     Plan,
     Watch,
     crash_loop,
@@ -15,7 +15,7 @@ from logpulse_agent.config_decisions import (
     should_poll_now,
     survived,
 )
-from logpulse_agent.state import AppliedConfig, RejectedConfig
+from logpulse_agent.state.store import AppliedConfig, RejectedConfig
 
 APPLIED = AppliedConfig(version=3, etag="sha256:aaa")
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent import config_sync
-from logpulse_agent.config_sync import ConfigSync
+from logpulse_agent.config import sync as config_sync
+from logpulse_agent.config.sync import ConfigSync
+from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
     ReloadFailed,
     RevokedError,
@@ -19,9 +20,8 @@ from logpulse_agent.errors import (
     ValidationFailed,
     VectorError,
 )
-from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
-from logpulse_agent.state import AppliedConfig, StateStore, sha256_etag
-from logpulse_agent.status import StatusTracker
+from logpulse_agent.state.store import AppliedConfig, StateStore, sha256_etag
+from logpulse_agent.status.tracker import StatusTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.controlplane.protocol import (
+    ActionResult,
+    Heartbeat,
+    HeartbeatReply,
+    PendingAction,
+)
 from logpulse_agent.errors import RevokedError, TransientError
-from logpulse_agent.heartbeat import HeartbeatLoop
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult, Heartbeat, HeartbeatReply, PendingAction
-from logpulse_agent.status import StatusTracker
+from logpulse_agent.heartbeat.loop import HeartbeatLoop
+from logpulse_agent.status.tracker import StatusTracker
 
 pytestmark = pytest.mark.anyio
 

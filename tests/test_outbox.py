@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.errors import StateError
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult
 
 RUNNING = ActionResult("a1", "running", {"fromVersion": "0.1.0", "toVersion": "0.2.0"})
 DONE = ActionResult("a1", "done", {"fromVersion": "0.1.0", "toVersion": "0.2.0"})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from logpulse_agent.errors import NotEnrolled, StateError
-from logpulse_agent.state import AppliedConfig, Identity, StateStore, sha256_etag
+from logpulse_agent.state.store import AppliedConfig, Identity, StateStore, sha256_etag
 
 TOKEN = "AGT_" + "t" * 43
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from logpulse_agent.status import StatusTracker, assess, render_json, render_text
+from logpulse_agent.status.tracker import StatusTracker, assess, render_json, render_text
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 

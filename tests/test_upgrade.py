@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from logpulse_agent.errors import ActionError
-from logpulse_agent.upgrade import (
+from logpulse_agent.upgrade.upgrader import (
     InFlightUpgrade,
     Launch,
     SpawnRequest,
@@ -40,7 +40,7 @@ AGENT_SNIPPET = """
 import asyncio, os
 from pathlib import Path
 import httpx
-from logpulse_agent.upgrade import InFlightUpgrade, Upgrader
+from logpulse_agent.upgrade.upgrader import InFlightUpgrade, Upgrader
 
 async def main():
     async with httpx.AsyncClient(trust_env=False) as http:
@@ -538,8 +538,8 @@ class TestPrivilegedRequest:
     ) -> None:
         """A request that cannot be written fails the action with the reason."""
         upgrader = make_upgrader(tmp_path, "https://get.example/", http, systemd_pid1=lambda: True)
-        from logpulse_agent import atomic
         from logpulse_agent.errors import StateError
+        from logpulse_agent.state import atomic
 
         real = atomic.write_text
 

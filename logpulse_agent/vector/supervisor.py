@@ -30,7 +30,7 @@ from logpulse_agent.errors import ReloadFailed, StateError, VectorError
 from logpulse_agent.redact import redact
 from logpulse_agent.vector import process
 from logpulse_agent.vector.child import VectorChild, uncancellable
-from logpulse_agent.vector.cli import child_env, vector_version
+from logpulse_agent.vector.commands import child_env, vector_version
 from logpulse_agent.vector.logwatch import log_offset, rotate_if_needed, wait_for_reload
 from logpulse_agent.vector.states import ExitHistory, ExitRecord, VectorState
 

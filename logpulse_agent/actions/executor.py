@@ -32,12 +32,12 @@ from typing import Any
 
 import structlog
 
-from logpulse_agent import atomic
+from logpulse_agent.actions.journal import Outbox, utc_now
+from logpulse_agent.controlplane.protocol import ActionResult, PendingAction
 from logpulse_agent.errors import ActionError
-from logpulse_agent.outbox import Outbox, utc_now
-from logpulse_agent.protocol import ActionResult, PendingAction
 from logpulse_agent.redact import redact
-from logpulse_agent.upgrade import (
+from logpulse_agent.state import atomic
+from logpulse_agent.upgrade.upgrader import (
     InFlightUpgrade,
     Upgrader,
     normalize_version,

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import structlog
 
-from logpulse_agent.config_decisions import (
+from logpulse_agent.config.decisions import (
     CRASH_LOOP_EXITS,
     Plan,
     Watch,
@@ -38,21 +38,21 @@ from logpulse_agent.config_decisions import (
     retry_ceiling,
     survived,
 )
+from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
     ControlPlaneError,
     RevokedError,
     ValidationFailed,
     VectorError,
 )
-from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
-from logpulse_agent.state import (
+from logpulse_agent.state.store import (
     AppliedConfig,
     RejectedConfig,
     StateStore,
     sha256_etag,
     utc_now_iso,
 )
-from logpulse_agent.status import StatusTracker
+from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.vector.options import is_empty_config, requires_restart
 
 log = structlog.get_logger(__name__)

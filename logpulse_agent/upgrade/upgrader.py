@@ -49,13 +49,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 
-from logpulse_agent import atomic
+from logpulse_agent.actions.journal import utc_now
+from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.errors import ActionError, SettingsError, StateError
-from logpulse_agent.outbox import utc_now
-from logpulse_agent.protocol import ActionResult
 from logpulse_agent.redact import redact
 from logpulse_agent.settings import check_url
-from logpulse_agent.upgrade_launch import (
+from logpulse_agent.state import atomic
+from logpulse_agent.upgrade.launcher import (
     Launch,
     Spawn,
     SpawnRequest,

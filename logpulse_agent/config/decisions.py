@@ -1,6 +1,6 @@
 """Pure decisions of config sync: what to do with an update, when a crash loop calls for rollback.
 
-No I/O here; :mod:`logpulse_agent.config_sync` performs what these functions decide.
+No I/O here; :mod:`logpulse_agent.config.sync` performs what these functions decide.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import enum
 import random
 from dataclasses import dataclass
 
-from logpulse_agent.state import AppliedConfig, RejectedConfig
+from logpulse_agent.state.store import AppliedConfig, RejectedConfig
 
 # A new config is judged by how Vector behaves during this many poll intervals after it was
 # applied (60 s at the default 10 s poll): CRASH_LOOP_EXITS unrequested exits inside the window

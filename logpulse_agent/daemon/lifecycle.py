@@ -21,22 +21,23 @@ from datetime import datetime, timezone
 
 import structlog
 
-from logpulse_agent import __version__, atomic
-from logpulse_agent.actions import ActionExecutor, ActionLedger
-from logpulse_agent.client import ControlPlaneClient, RetryPolicy, make_http_client
-from logpulse_agent.config_decisions import retry_ceiling, should_poll_now
-from logpulse_agent.config_sync import ConfigSync
-from logpulse_agent.enrol import enrol, find_bootstrap_token
+from logpulse_agent import __version__
+from logpulse_agent.actions.executor import ActionExecutor, ActionLedger
+from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.config.decisions import retry_ceiling, should_poll_now
+from logpulse_agent.config.sync import ConfigSync
+from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.enrol import enrol, find_bootstrap_token
+from logpulse_agent.controlplane.protocol import ActionResult, ConfigErrorReport, Heartbeat
+from logpulse_agent.daemon.sdnotify import Notifier
 from logpulse_agent.errors import AgentError
-from logpulse_agent.heartbeat import HeartbeatLoop
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult, ConfigErrorReport, Heartbeat
-from logpulse_agent.sdnotify import Notifier
+from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
-from logpulse_agent.state import Identity, StateStore
-from logpulse_agent.status import StatusTracker
-from logpulse_agent.upgrade import Upgrader
-from logpulse_agent.vector.cli import validate
+from logpulse_agent.state import atomic
+from logpulse_agent.state.store import Identity, StateStore
+from logpulse_agent.status.tracker import StatusTracker
+from logpulse_agent.upgrade.upgrader import Upgrader
+from logpulse_agent.vector.commands import validate
 from logpulse_agent.vector.options import render_global_options, secret_command
 from logpulse_agent.vector.supervisor import VectorState, VectorSupervisor
 

@@ -3,7 +3,7 @@
 Two strategies (a :data:`Spawn` each): a detached process in its own session, reaped by a
 background thread if it ends while the agent lives (hosts without systemd as PID 1: containers,
 tests), and ``systemd-run`` (an agent running as root under systemd). The unprivileged agent under
-systemd uses neither: :mod:`logpulse_agent.upgrade` writes a request file for the root path unit.
+systemd uses neither: :mod:`.upgrader` writes a request file for the root path unit.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Layout (``config_dir`` and ``state_dir`` come from the settings):
     state_dir/applied.json        version/etag of the live config and of the last-known-good one
     state_dir/rejected.json       the last version/etag that failed, so it is not retried every poll
 
-Every write goes through :mod:`logpulse_agent.atomic`, so a crash leaves old or new, never torn.
+Every write goes through :mod:`.atomic`, so a crash leaves old or new, never torn.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 import structlog
 
-from logpulse_agent import atomic
 from logpulse_agent.errors import NotEnrolled, StateError
+from logpulse_agent.state import atomic
 
 log = structlog.get_logger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import structlog
 
-from logpulse_agent import atomic
-from logpulse_agent.atomic import pid_alive
 from logpulse_agent.errors import StateError
 from logpulse_agent.redact import redact_value
+from logpulse_agent.state import atomic
+from logpulse_agent.state.atomic import pid_alive
 
 log = structlog.get_logger(__name__)
 

@@ -15,12 +15,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
-from logpulse_agent.config_decisions import jittered, retry_ceiling
+from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.config.decisions import jittered, retry_ceiling
+from logpulse_agent.controlplane.protocol import (
+    ActionResult,
+    Heartbeat,
+    HeartbeatReply,
+    PendingAction,
+)
+from logpulse_agent.controlplane.transport import RetryPolicy
 from logpulse_agent.errors import ControlPlaneError, RevokedError
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult, Heartbeat, HeartbeatReply, PendingAction
-from logpulse_agent.retry import RetryPolicy
-from logpulse_agent.status import StatusTracker
+from logpulse_agent.status.tracker import StatusTracker
 
 log = structlog.get_logger(__name__)
 

@@ -34,8 +34,8 @@ import httpx
 import structlog
 import tenacity
 
+from logpulse_agent.controlplane.protocol import parse_error_body
 from logpulse_agent.errors import ControlPlaneError, ProtocolError, TLSError, TransientError
-from logpulse_agent.protocol import parse_error_body
 from logpulse_agent.redact import redact
 
 log = structlog.get_logger(__name__)

@@ -11,12 +11,12 @@ from pathlib import Path
 import structlog
 
 from logpulse_agent import __version__
-from logpulse_agent.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.protocol import EnrolRequest
 from logpulse_agent.errors import SettingsError, StateError
-from logpulse_agent.protocol import EnrolRequest
 from logpulse_agent.settings import Settings
-from logpulse_agent.state import Identity, StateStore, utc_now_iso
-from logpulse_agent.vector.cli import vector_version
+from logpulse_agent.state.store import Identity, StateStore, utc_now_iso
+from logpulse_agent.vector.commands import vector_version
 
 log = structlog.get_logger(__name__)
 

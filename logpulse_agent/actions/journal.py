@@ -28,9 +28,9 @@ from typing import Any
 
 import structlog
 
-from logpulse_agent import atomic
+from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.errors import ProtocolError
-from logpulse_agent.protocol import ActionResult
+from logpulse_agent.state import atomic
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every call answers with a typed outcome or one exception from :mod:`logpulse_agent.errors`:
 
-    network error, timeout, 5xx, 429   retried (see :mod:`logpulse_agent.retry`), then
+    network error, timeout, 5xx, 429   retried (see :mod:`.transport`), then
                                        TransientError
     TLS handshake refused              TLSError, not retried
     403/404 (401) on agent endpoints   RevokedError
@@ -29,16 +29,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import structlog
 
-from logpulse_agent.errors import (
-    ControlPlaneError,
-    EnrolRejected,
-    ProtocolError,
-    RequestRejected,
-    RevokedError,
-    SettingsError,
-    UnknownGroup,
-)
-from logpulse_agent.protocol import (
+from logpulse_agent.controlplane.protocol import (
     ConfigUnchanged,
     ConfigUpdate,
     EnrolRequest,
@@ -51,8 +42,17 @@ from logpulse_agent.protocol import (
     parse_error_body,
     parse_heartbeat_response,
 )
+from logpulse_agent.controlplane.transport import Answer, RetryPolicy, send
+from logpulse_agent.errors import (
+    ControlPlaneError,
+    EnrolRejected,
+    ProtocolError,
+    RequestRejected,
+    RevokedError,
+    SettingsError,
+    UnknownGroup,
+)
 from logpulse_agent.redact import redact
-from logpulse_agent.retry import Answer, RetryPolicy, send
 from logpulse_agent.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -218,7 +218,7 @@ class ControlPlaneClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        """Send with retries (see :mod:`logpulse_agent.retry`); return the final answer."""
+        """Send with retries (see :mod:`.transport`); return the final answer."""
         send_headers = dict(headers or {})
         if auth and self._token:
             send_headers["Authorization"] = f"Bearer {self._token}"

@@ -1,0 +1,1 @@
+"""The Vector config the control plane serves: poll, validate, apply, watch, roll back."""

@@ -1,0 +1,1 @@
+"""Heartbeats: report health, deliver action results, receive pending actions."""

@@ -1,0 +1,1 @@
+"""The agent's files on disk: where they live, crash-safe writes, typed JSON records."""

@@ -1,0 +1,1 @@
+"""The status snapshot: what the daemon knows, written for ``logpulse-agent status``."""
