@@ -6,7 +6,6 @@ No I/O here; :mod:`logpulse_agent.config.sync` performs what these functions dec
 from __future__ import annotations
 
 import enum
-import random
 from dataclasses import dataclass
 
 from logpulse_agent.state.store import AppliedConfig, RejectedConfig
@@ -17,7 +16,6 @@ from logpulse_agent.state.store import AppliedConfig, RejectedConfig
 CRASH_WINDOW_POLLS = 6.0
 CRASH_WINDOW_MIN = 5.0  # never shorter: three Vector start-ups must fit into it
 CRASH_LOOP_EXITS = 3
-JITTER = 0.1
 
 
 class Plan(enum.Enum):
@@ -68,11 +66,6 @@ def crash_loop(exits_since_apply: int) -> bool:
 def survived(watch: Watch, now: float, window: float, exits_since_apply: int) -> bool:
     """True when the watched config ran the whole window without a crash loop."""
     return now - watch.since >= window and not crash_loop(exits_since_apply)
-
-
-def jittered(interval: float, rng: random.Random) -> float:
-    """``interval`` ±10 %, so a fleet restarted together does not poll in lockstep."""
-    return interval * (1.0 + rng.uniform(-JITTER, JITTER))
 
 
 def retry_ceiling(poll_interval: float) -> float:

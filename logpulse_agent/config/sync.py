@@ -27,13 +27,13 @@ from typing import Protocol
 
 import structlog
 
+from logpulse_agent.backoff import jittered
 from logpulse_agent.config.decisions import (
     CRASH_LOOP_EXITS,
     Plan,
     Watch,
     crash_loop,
     crash_window,
-    jittered,
     plan_update,
     retry_ceiling,
     survived,

@@ -7,15 +7,8 @@ or undecodable body ``ProtocolError``, both final. Every other status is a final
 whose meaning the client decides. The loop is tenacity's; when the attempts run out it raises
 ``TransientError``.
 
-Backoff after the n-th failed attempt (n = 1, 2, …), in :meth:`RetryPolicy.backoff`::
-
-    base  = min(ceiling, initial * 2 ** (n - 1))
-    delay = base * (1 - jitter * u)        u uniform in [0, 1)
-
-so ``jitter = 0`` is plain exponential backoff, ``jitter = 1`` is "full jitter" (uniform in
-``[0, base)``) and the default ``0.1`` spreads a fleet over the last tenth of each step. The delay
-never exceeds ``ceiling``. A ``Retry-After`` (seconds or HTTP-date), capped at ``ceiling``, is
-waited instead when it asks for longer.
+Between attempts the policy's backoff (:mod:`logpulse_agent.backoff`) waits, or a
+``Retry-After`` (seconds or HTTP-date), capped at ``ceiling``, when that asks for longer.
 """
 
 from __future__ import annotations
@@ -34,21 +27,19 @@ import httpx
 import structlog
 import tenacity
 
+from logpulse_agent.backoff import Backoff
 from logpulse_agent.controlplane.protocol import parse_error_body
 from logpulse_agent.errors import ControlPlaneError, ProtocolError, TLSError, TransientError
 from logpulse_agent.redact import redact
 
 log = structlog.get_logger(__name__)
 
-# 2 ** 63 seconds is beyond any ceiling; capping the exponent keeps the float math finite for
-# a daemon that has been retrying for weeks.
-_MAX_EXPONENT = 63
 _ERROR_BODY_LIMIT = 64 * 1024  # error bodies only feed a one-line message
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a request is retried.
+class RetryPolicy(Backoff):
+    """How often and how patiently a request is retried: a :class:`Backoff` with a limit.
 
     ``max_attempts`` counts every request made, the first included; ``None`` retries until
     success (the daemon's loops), ``1`` never retries.
@@ -56,31 +47,20 @@ class RetryPolicy:
 
     initial: float = 1.0
     ceiling: float = 300.0
-    max_attempts: int | None = None
     jitter: float = 0.1
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.initial > 0:
-            raise ValueError(f"RetryPolicy.initial must be > 0, got {self.initial!r}")
-        if not self.ceiling >= self.initial:
-            raise ValueError(f"RetryPolicy.ceiling must be >= initial, got {self.ceiling!r}")
+        super().__post_init__()
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts!r}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter!r}")
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based), before Retry-After."""
-        exponent = min(max(attempt - 1, 0), _MAX_EXPONENT)
-        base = min(self.ceiling, self.initial * 2.0**exponent)
-        return base * (1.0 - self.jitter * rng.random())
 
 
 def next_wait(
     policy: RetryPolicy, attempt: int, rng: random.Random, retry_after: float | None
 ) -> float:
     """The wait after failed attempt ``attempt``: the backoff, or Retry-After when longer."""
-    delay = policy.backoff(attempt, rng)
+    delay = policy.delay(attempt, rng)
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.ceiling))
     return delay

@@ -16,7 +16,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import structlog
@@ -30,6 +30,7 @@ from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, 
 from logpulse_agent.controlplane.enrol import enrol, find_bootstrap_token
 from logpulse_agent.controlplane.protocol import ActionResult, ConfigErrorReport, Heartbeat
 from logpulse_agent.daemon.sdnotify import Notifier
+from logpulse_agent.daemon.tasks import cancel_and_wait, guarded
 from logpulse_agent.errors import AgentError
 from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
@@ -45,37 +46,6 @@ log = structlog.get_logger(__name__)
 
 # Variables that must never reach Vector's environment (it would expose them to its config).
 PRIVATE_ENV = ("LOGPULSE_ENROL_TOKEN",)
-
-
-async def guarded(name: str, factory: Callable[[], Awaitable[None]]) -> None:
-    """Run ``factory()`` forever: an unexpected exception is logged and the task restarted."""
-    delay = 1.0
-    while True:
-        try:
-            await factory()
-            log.error("task.returned", task=name)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("task.crashed", task=name, restart_in=delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 60.0)
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task[None]], retry: float = 0.1) -> None:
-    """Cancel ``tasks`` and return once every one has ended.
-
-    A task still running is cancelled again every ``retry`` seconds: on Python < 3.12
-    ``asyncio.wait_for`` swallows a cancellation that arrives just as the future it waits for
-    completes (https://github.com/python/cpython/issues/86296), and every loop here waits for
-    its wake-up event that way, so one ``cancel()`` can be lost and the agent would hang on
-    SIGTERM.
-    """
-    pending = set(tasks)
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=retry)
 
 
 class Daemon:

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from logpulse_agent.actions.journal import Outbox
-from logpulse_agent.config.decisions import jittered, retry_ceiling
+from logpulse_agent.backoff import Backoff, jittered
+from logpulse_agent.config.decisions import retry_ceiling
 from logpulse_agent.controlplane.protocol import (
     ActionResult,
     Heartbeat,
     HeartbeatReply,
     PendingAction,
 )
-from logpulse_agent.controlplane.transport import RetryPolicy
 from logpulse_agent.errors import ControlPlaneError, RevokedError
 from logpulse_agent.status.tracker import StatusTracker
 
@@ -60,7 +60,7 @@ class HeartbeatLoop:
         self.ceiling = retry_ceiling(poll_interval)
         # Each send retries briefly itself; across failed heartbeats the gap grows from the
         # interval towards the ceiling, so a long outage costs one request per ceiling.
-        self.backoff = RetryPolicy(initial=interval, ceiling=max(interval, self.ceiling))
+        self.backoff = Backoff(initial=interval, ceiling=max(interval, self.ceiling))
         self.failures = 0
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
@@ -89,7 +89,7 @@ class HeartbeatLoop:
             return self.ceiling
         except ControlPlaneError as exc:
             self.failures += 1
-            delay = self.backoff.backoff(self.failures, self._rng)
+            delay = self.backoff.delay(self.failures, self._rng)
             log.warning("heartbeat.failed", error=str(exc), failures=self.failures, retry_in=delay)
             self.status.update(control_plane="unreachable", control_plane_error=str(exc))
             return delay
