@@ -19,13 +19,13 @@ import httpx
 import pytest
 
 from logpulse_agent.errors import ActionError
+from logpulse_agent.pids import pid_alive
 from logpulse_agent.upgrade.upgrader import (
     InFlightUpgrade,
     Launch,
     SpawnRequest,
     Upgrader,
     parse_target_version,
-    pid_alive,
     spawn_systemd_run,
     systemd_unit_active,
 )

@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from logpulse_agent.actions.journal import Outbox, utc_now
+from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.clock import rfc3339, utc_now
 from logpulse_agent.controlplane.protocol import ActionResult, PendingAction
 from logpulse_agent.errors import ActionError
 from logpulse_agent.redact import redact
@@ -301,8 +302,7 @@ class ActionExecutor:
                 "is still in progress"
             )
         versions = {"fromVersion": from_version, "toVersion": target}
-        started_at = self._now().astimezone(timezone.utc).isoformat(timespec="seconds")
-        record = InFlightUpgrade(action.id, from_version, target, started_at.replace("+00:00", "Z"))
+        record = InFlightUpgrade(action.id, from_version, target, rfc3339(self._now()))
         # The in-flight record goes to disk before the server hears "running": a crash in
         # between is then reconciled into a result instead of leaving the action running.
         self._upgrader.begin(record)

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from logpulse_agent.clock import utc_now
 from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.errors import ProtocolError
 from logpulse_agent.state import atomic
@@ -36,10 +37,6 @@ log = structlog.get_logger(__name__)
 
 FORMAT_VERSION = 1
 TERMINAL = frozenset({"done", "failed"})
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Outbox:

@@ -28,6 +28,7 @@ from typing import Protocol
 import structlog
 
 from logpulse_agent.backoff import jittered
+from logpulse_agent.clock import rfc3339, utc_now
 from logpulse_agent.config.decisions import (
     CRASH_LOOP_EXITS,
     Plan,
@@ -50,7 +51,6 @@ from logpulse_agent.state.store import (
     RejectedConfig,
     StateStore,
     sha256_etag,
-    utc_now_iso,
 )
 from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.vector.options import is_empty_config, requires_restart
@@ -347,7 +347,7 @@ class ConfigSync:
     def _reject(self, version: int, etag: str, message: str) -> None:
         log.error("config.rejected", version=version, etag=etag, error=message)
         self.rejected = RejectedConfig(
-            version=version, etag=etag, message=message, at=utc_now_iso()
+            version=version, etag=etag, message=message, at=rfc3339(utc_now())
         )
         self.store.save_rejected(self.rejected)
         self._publish()

@@ -11,11 +11,12 @@ from pathlib import Path
 import structlog
 
 from logpulse_agent import __version__
+from logpulse_agent.clock import rfc3339, utc_now
 from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
 from logpulse_agent.controlplane.protocol import EnrolRequest
 from logpulse_agent.errors import SettingsError, StateError
 from logpulse_agent.settings import Settings
-from logpulse_agent.state.store import Identity, StateStore, utc_now_iso
+from logpulse_agent.state.store import Identity, StateStore
 from logpulse_agent.vector.commands import vector_version
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,7 @@ async def enrol(
         agent_id=result.agent_id,
         group_id=result.group_id,
         api_url=api_url,
-        enrolled_at=utc_now_iso(),
+        enrolled_at=rfc3339(utc_now()),
     )
     store.save_enrolment(identity, result.agent_token)
     log.info("agent.enrolled", agent_id=identity.agent_id, group_id=identity.group_id)

@@ -17,13 +17,13 @@ import random
 import signal
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 
 import structlog
 
 from logpulse_agent import __version__
 from logpulse_agent.actions.executor import ActionExecutor, ActionLedger
 from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.clock import rfc3339
 from logpulse_agent.config.decisions import retry_ceiling, should_poll_now
 from logpulse_agent.config.sync import ConfigSync
 from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
@@ -265,8 +265,7 @@ class Daemon:
         if pid != self._vector_started[0]:
             started = None
             if pid is not None:
-                ts = time.time() - supervisor.uptime()
-                started = datetime.fromtimestamp(int(ts), timezone.utc).isoformat()
+                started = rfc3339(time.time() - supervisor.uptime())
             self._vector_started = (pid, started)
         started = self._vector_started[1]
         inflight = up.inflight()

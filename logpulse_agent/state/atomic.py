@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from logpulse_agent.clock import utc_now
 from logpulse_agent.errors import StateError
+from logpulse_agent.pids import pid_alive
 
 
 def fsync_dir(directory: Path) -> None:
@@ -70,19 +72,6 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     return removed
 
 
-def pid_alive(pid: object) -> bool:
-    """True when a process with this pid exists (possibly another user's)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
     """Atomically replace ``path`` with UTF-8 ``text``."""
     write_bytes(path, text.encode("utf-8"), mode)
@@ -130,13 +119,9 @@ def remove(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def quarantine(path: Path, now: Callable[[], datetime] | None = None) -> Path:
     """Rename a corrupt ``path`` to ``<name>.corrupt-<UTC timestamp>`` and return the new path."""
-    stamp = (now or _utc_now)().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or utc_now)().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
     while target.exists():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,6 @@ from logpulse_agent.state import atomic
 log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "AGT_"  # noqa: S105 (a prefix, not a secret)
-
-
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def sha256_etag(body: bytes) -> str:

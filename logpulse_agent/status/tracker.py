@@ -17,16 +17,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from logpulse_agent.clock import parse_rfc3339, rfc3339
 from logpulse_agent.errors import StateError
+from logpulse_agent.pids import pid_alive
 from logpulse_agent.redact import redact_value
 from logpulse_agent.state import atomic
-from logpulse_agent.state.atomic import pid_alive
 
 log = structlog.get_logger(__name__)
 
@@ -34,22 +34,12 @@ HEARTBEAT_STALE_AFTER = 300.0
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return (
-        datetime.fromtimestamp(ts, timezone.utc)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
+    return None if ts is None else rfc3339(ts)
 
 
 def _parse_iso(value: object) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    when = parse_rfc3339(value)
+    return None if when is None else when.timestamp()
 
 
 @dataclass

@@ -85,17 +85,6 @@ def systemd_unit_active(unit: str) -> bool:
     return done.stdout.decode("ascii", "replace").strip() in _BUSY_STATES
 
 
-def pid_alive(pid: int, create_time: float | None) -> bool:
-    """True while ``pid`` runs and is the process created at ``create_time`` (not a reuse)."""
-    try:
-        process = psutil.Process(pid)
-        if create_time is not None and abs(process.create_time() - create_time) > 1.0:
-            return False
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 async def spawn_detached(request: SpawnRequest) -> Launch:
     """Run the installer in its own session, not awaited; a daemon thread reaps it.
 

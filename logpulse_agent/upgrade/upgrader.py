@@ -41,7 +41,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -49,9 +49,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 
-from logpulse_agent.actions.journal import utc_now
+from logpulse_agent.clock import parse_rfc3339, rfc3339, utc_now
 from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.errors import ActionError, SettingsError, StateError
+from logpulse_agent.pids import pid_alive
 from logpulse_agent.redact import redact
 from logpulse_agent.settings import check_url
 from logpulse_agent.state import atomic
@@ -59,7 +60,6 @@ from logpulse_agent.upgrade.launcher import (
     Launch,
     Spawn,
     SpawnRequest,
-    pid_alive,
     spawn_detached,
     spawn_systemd_run,
     systemd_is_pid1,
@@ -376,7 +376,7 @@ class Upgrader:
             result = {"fromVersion": record.from_version, "toVersion": record.to_version}
             return ActionResult(record.action_id, "done", result)
         now = self._now()
-        age = now - _parse_time(record.started_at, now - self._max_age)
+        age = now - (parse_rfc3339(record.started_at) or now - self._max_age)
         status = self._exit_codes.get(record.pid) if record.pid is not None else None
         alive = status is None and self._installer_alive(record)
         unclaimed = (
@@ -470,7 +470,7 @@ class Upgrader:
                 os.replace(self.log_path, self.log_path.with_name("upgrade.log.1"))
         except OSError:
             pass  # missing (first upgrade) or not rotatable: appending below still works
-        stamp = self._now().astimezone(timezone.utc).isoformat(timespec="seconds")
+        stamp = rfc3339(self._now())
         self._append_log(
             f"=== {stamp} {_section_marker(record.action_id)}: "
             f"{record.from_version} -> v{record.to_version} ==="
@@ -502,14 +502,6 @@ def _short_id(action_id: str) -> str:
 
 def _section_marker(action_id: str) -> str:
     return f"logpulse-agent upgrade action {' '.join(action_id.split())[:80]}"
-
-
-def _parse_time(value: str, default: datetime) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return default
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 __all__ = [
