@@ -3,8 +3,6 @@ detached installer."""
 
 from __future__ import annotations
 
-import psutil
-
 # psutil's create times are floats rounded by the kernel's clock ticks; a reused pid starts
 # later than that by far more than a second.
 CREATE_TIME_SLACK = 1.0
@@ -18,6 +16,10 @@ def pid_alive(pid: object, create_time: float | None = None) -> bool:
     """
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
+    # Imported here: the settings and the record layer reach this module, and neither
+    # `--version` nor Vector's secret backend (run at every config load) should pay for psutil.
+    import psutil
+
     try:
         process = psutil.Process(pid)
         if create_time is not None and abs(process.create_time() - create_time) > CREATE_TIME_SLACK:

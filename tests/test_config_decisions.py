@@ -12,7 +12,7 @@ from logpulse_agent.config.decisions import (
     should_poll_now,
     survived,
 )
-from logpulse_agent.state.store import AppliedConfig, RejectedConfig
+from logpulse_agent.config.store import AppliedConfig, RejectedConfig
 
 APPLIED = AppliedConfig(version=3, etag="sha256:aaa")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from logpulse_agent.config import sync as config_sync
+from logpulse_agent.config.store import AppliedConfig, ConfigStore, sha256_etag
 from logpulse_agent.config.sync import ConfigSync
 from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
@@ -20,7 +21,7 @@ from logpulse_agent.errors import (
     ValidationFailed,
     VectorError,
 )
-from logpulse_agent.state.store import AppliedConfig, StateStore, sha256_etag
+from logpulse_agent.state.layout import Layout
 from logpulse_agent.status.tracker import StatusTracker
 
 pytestmark = pytest.mark.anyio
@@ -75,8 +76,9 @@ class FakeVector:
 
 class Harness:
     def __init__(self, tmp_path: Path) -> None:
-        self.store = StateStore(tmp_path / "etc", tmp_path / "lib")
-        self.store.ensure_dirs()
+        self.layout = Layout(tmp_path / "etc", tmp_path / "lib", tmp_path / "log")
+        self.layout.ensure_dirs()
+        self.store = ConfigStore(self.layout)
         self.vector = FakeVector()
         self.answers: list[ConfigUpdate | ConfigUnchanged | Exception] = []
         self.requests: list[tuple[int, str | None]] = []
@@ -157,7 +159,7 @@ class TestApply:
         await h.poll(update(2, BAD))
         await h.poll(update(3, GOOD2))
         assert h.sync.rejected is None and h.status.config_error is None
-        assert not h.store.rejected_path.exists()
+        assert not h.layout.rejected.exists()
 
     async def test_failed_reload_restores_the_previous_file(self, h: Harness) -> None:
         """Vector kept its old pipeline, so the old file goes back and the error is reported."""

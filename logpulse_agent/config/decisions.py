@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from logpulse_agent.state.store import AppliedConfig, RejectedConfig
+from logpulse_agent.config.store import AppliedConfig, RejectedConfig
 
 # A new config is judged by how Vector behaves during this many poll intervals after it was
 # applied (60 s at the default 10 s poll): CRASH_LOOP_EXITS unrequested exits inside the window

@@ -39,18 +39,18 @@ from logpulse_agent.config.decisions import (
     retry_ceiling,
     survived,
 )
+from logpulse_agent.config.store import (
+    AppliedConfig,
+    ConfigStore,
+    RejectedConfig,
+    sha256_etag,
+)
 from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
     ControlPlaneError,
     RevokedError,
     ValidationFailed,
     VectorError,
-)
-from logpulse_agent.state.store import (
-    AppliedConfig,
-    RejectedConfig,
-    StateStore,
-    sha256_etag,
 )
 from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.vector.options import is_empty_config, requires_restart
@@ -85,7 +85,7 @@ class ConfigSync:
     def __init__(
         self,
         *,
-        store: StateStore,
+        store: ConfigStore,
         fetch: Fetch,
         validate: Validate,
         vector: VectorControl,

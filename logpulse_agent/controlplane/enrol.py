@@ -13,10 +13,10 @@ import structlog
 from logpulse_agent import __version__
 from logpulse_agent.clock import rfc3339, utc_now
 from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.identity import Identity, IdentityStore
 from logpulse_agent.controlplane.protocol import EnrolRequest
 from logpulse_agent.errors import SettingsError, StateError
 from logpulse_agent.settings import Settings
-from logpulse_agent.state.store import Identity, StateStore
 from logpulse_agent.vector.commands import vector_version
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,6 @@ def find_bootstrap_token(settings: Settings, environ: Mapping[str, str]) -> str 
 
 async def enrol(
     settings: Settings,
-    store: StateStore,
     token: str,
     *,
     api_url: str,
@@ -89,7 +88,7 @@ async def enrol(
     never consumes one of the bootstrap token's uses.
     """
     token = check_bootstrap_token(token)
-    store.ensure_dirs()
+    settings.layout.ensure_dirs()
     request = EnrolRequest(
         bootstrap_token=token,
         hostname=enrol_hostname(settings.platform, os.environ),
@@ -109,6 +108,6 @@ async def enrol(
         api_url=api_url,
         enrolled_at=rfc3339(utc_now()),
     )
-    store.save_enrolment(identity, result.agent_token)
+    IdentityStore(settings.layout).save(identity, result.agent_token)
     log.info("agent.enrolled", agent_id=identity.agent_id, group_id=identity.group_id)
     return identity

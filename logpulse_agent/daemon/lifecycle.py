@@ -25,9 +25,11 @@ from logpulse_agent.actions.executor import ActionExecutor, ActionLedger
 from logpulse_agent.actions.journal import Outbox
 from logpulse_agent.clock import rfc3339
 from logpulse_agent.config.decisions import retry_ceiling, should_poll_now
+from logpulse_agent.config.store import ConfigStore
 from logpulse_agent.config.sync import ConfigSync
 from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
 from logpulse_agent.controlplane.enrol import enrol, find_bootstrap_token
+from logpulse_agent.controlplane.identity import Identity, IdentityStore
 from logpulse_agent.controlplane.protocol import ActionResult, ConfigErrorReport, Heartbeat
 from logpulse_agent.daemon.sdnotify import Notifier
 from logpulse_agent.daemon.tasks import cancel_and_wait, guarded
@@ -35,7 +37,6 @@ from logpulse_agent.errors import AgentError
 from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
 from logpulse_agent.state import atomic
-from logpulse_agent.state.store import Identity, StateStore
 from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.upgrade.upgrader import Upgrader
 from logpulse_agent.vector.commands import validate
@@ -54,8 +55,9 @@ class Daemon:
     def __init__(self, settings: Settings, environ: Mapping[str, str] = os.environ) -> None:
         self.settings = settings
         self.environ = environ
-        self.store = StateStore(settings.config_dir, settings.state_dir)
-        self.status = StatusTracker(self.store.status_path, __version__)
+        self.layout = settings.layout
+        self.identities = IdentityStore(self.layout)
+        self.status = StatusTracker(self.layout.status, __version__)
         self.notifier = Notifier(environ)
         self.stopping = asyncio.Event()
         self.rng = random.Random()
@@ -74,7 +76,7 @@ class Daemon:
         """Enrol from LOGPULSE_ENROL_TOKEN or bootstrap-token; else wait, saying so once."""
         told = ""
         check_every = min(5.0, self.settings.poll_interval)
-        while not self.store.is_enrolled():
+        while not self.identities.is_enrolled():
             token = find_bootstrap_token(self.settings, self.environ)
             if token is None or not self.settings.api_url:
                 why = "no bootstrap token" if token is None else "no api_url setting"
@@ -89,7 +91,7 @@ class Daemon:
                     self.status.update(control_plane="waiting-enrolment")
             else:
                 try:
-                    await enrol(self.settings, self.store, token, api_url=self.settings.api_url)
+                    await enrol(self.settings, token, api_url=self.settings.api_url)
                     break
                 except AgentError as exc:
                     if told != str(exc):
@@ -98,13 +100,13 @@ class Daemon:
                     check_every = retry_ceiling(self.settings.poll_interval)
             if await self._sleep_or_stop(check_every):
                 return None
-        return self.store.load_identity()
+        return self.identities.load()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        self.store.ensure_dirs()
+        self.layout.ensure_dirs()
         self.status.write()
         # READY at once (waiting for enrolment is a normal state, not a slow start-up) and the
         # watchdog from the same loop, so a wedged loop is restarted by systemd.
@@ -132,11 +134,11 @@ class Daemon:
         return {k: v for k, v in self.environ.items() if k not in PRIVATE_ENV}
 
     async def _run_enrolled(self, identity: Identity) -> None:
-        settings, store = self.settings, self.store
+        settings, store = self.settings, self.layout
         poll = settings.poll_interval
         atomic.write_text(
             store.globals_config,
-            render_global_options(store.vector_data_dir, secret_command(store.token_path)),
+            render_global_options(store.vector_data, secret_command(store.token)),
             mode=0o640,
         )
         vector_env = self._vector_env()
@@ -144,7 +146,7 @@ class Daemon:
             vector_bin=settings.vector_bin,
             config_paths=[store.globals_config, store.live_config],
             log_path=settings.log_dir / "vector.log",
-            pid_path=store.vector_pid_path,
+            pid_path=store.vector_pid,
             env=vector_env,
             backoff_initial=min(1.0, poll / 10),
             backoff_max=min(60.0, poll * 6),
@@ -156,14 +158,14 @@ class Daemon:
             client = ControlPlaneClient(
                 http,
                 identity.api_url,
-                token=store.load_token(),
+                token=self.identities.load_token(),
                 retry=RetryPolicy(initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll)),
             )
             # Heartbeats retry briefly and then report fresh state next time (HeartbeatLoop).
             brief_retry = RetryPolicy(
                 initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll), max_attempts=3
             )
-            outbox = Outbox(store.outbox_path)
+            outbox = Outbox(store.outbox)
             upgrader = Upgrader(
                 install_url=settings.install_url,
                 state_dir=settings.state_dir,
@@ -176,7 +178,7 @@ class Daemon:
                 await validate(settings.vector_bin, [store.globals_config, candidate], vector_env)
 
             sync = ConfigSync(
-                store=store,
+                store=ConfigStore(store),
                 fetch=lambda since, etag: client.fetch_config(identity.agent_id, since, etag),
                 validate=validate_candidate,
                 vector=supervisor,
@@ -217,7 +219,7 @@ class Daemon:
             )
             executor = ActionExecutor(
                 outbox=outbox,
-                ledger=ActionLedger(store.ledger_path),
+                ledger=ActionLedger(store.ledger),
                 upgrader=upgrader,
                 platform=settings.platform,
                 agent_version=__version__,
