@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.actions.journal import ActionJournal
 from logpulse_agent.controlplane.protocol import (
     ActionResult,
     Heartbeat,
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 
 class Harness:
     def __init__(self, tmp_path: Path) -> None:
-        self.outbox = Outbox(tmp_path / "outbox.json")
+        self.outbox = ActionJournal(tmp_path / "outbox.json")
         self.sent: list[Heartbeat] = []
         self.replies: list[HeartbeatReply | Exception] = []
         self.actions: list[PendingAction] = []
@@ -85,7 +85,7 @@ class TestResults:
         h.outbox.add(DONE)
         h.replies = [TransientError("down")]
         await h.loop.beat_once()
-        assert Outbox(tmp_path / "outbox.json").pending() == (DONE,)
+        assert ActionJournal(tmp_path / "outbox.json").pending() == (DONE,)
 
 
 class TestReply:

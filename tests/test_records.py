@@ -32,7 +32,6 @@ class Sample:
 
 
 CODEC = DataclassCodec(Sample, name="sample record")
-VERSIONED = DataclassCodec(Sample, name="sample record", version_key="version", schema=2)
 
 
 def fixed_clock() -> datetime:
@@ -85,14 +84,6 @@ class TestCodec:
             CODEC.decode(doc)
         assert problem in str(info.value)
         assert "\n" not in str(info.value)
-
-    def test_the_schema_version_is_written_and_checked(self) -> None:
-        """A versioned codec writes its schema; no key reads as schema 1; junk is corrupt."""
-        assert VERSIONED.encode(Sample("a", 1))["version"] == 2
-        assert VERSIONED.decode({"actionId": "a", "count": 1}) == Sample("a", 1)
-        assert VERSIONED.decode({"version": 9, "actionId": "a", "count": 1}) == Sample("a", 1)
-        with pytest.raises(Corrupt, match="'version' is not a schema version"):
-            VERSIONED.decode({"version": "2", "actionId": "a", "count": 1})
 
 
 class TestRecordFile:

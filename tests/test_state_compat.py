@@ -14,14 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from logpulse_agent.actions.executor import ActionLedger
-from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.actions.journal import ActionJournal
+from logpulse_agent.actions.ledger import ActionLedger
 from logpulse_agent.config.store import AppliedConfig, ConfigStore, RejectedConfig
 from logpulse_agent.controlplane.identity import Identity, IdentityStore
 from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.state.layout import Layout
 from logpulse_agent.status.tracker import assess, load_snapshot, render_text
-from logpulse_agent.upgrade.upgrader import InFlightUpgrade, Upgrader
+from logpulse_agent.upgrade.record import InFlightUpgrade
+from logpulse_agent.upgrade.upgrader import Upgrader
 from logpulse_agent.vector.process import PidRecord, read_pid_file
 
 pytestmark = pytest.mark.anyio
@@ -40,6 +41,11 @@ def layout(tmp_path: Path) -> Layout:
 
 def no_corrupt_files(layout: Layout) -> bool:
     return not list(layout.state_dir.glob("*.corrupt-*"))
+
+
+def journal(layout: Layout) -> ActionJournal:
+    """The journal as the daemon opens it: after the ledger, taking over its reported ids."""
+    return ActionJournal(layout.outbox, legacy_reported=ActionLedger(layout.ledger).legacy_reported)
 
 
 class TestEnrolment:
@@ -83,22 +89,26 @@ class TestConfigRecords:
 class TestActions:
     def test_results_waiting_in_the_outbox_are_delivered(self, layout: Layout) -> None:
         """Both undelivered results are pending, in order."""
-        assert Outbox(layout.outbox).pending() == (
+        assert journal(layout).pending() == (
             ActionResult("act-done", "done", {"fromVersion": "0.0.9", "toVersion": "0.1.0"}),
             ActionResult("act-running", "running", {"fromVersion": "0.1.0", "toVersion": "0.2.0"}),
         )
         assert no_corrupt_files(layout)
 
     def test_ids_picked_up_are_never_run_again(self, layout: Layout) -> None:
-        """Every id the old agent recorded is seen; the reported ones are known as reported."""
-        ledger = ActionLedger(layout.ledger)
-        for action_id in ("act-done", "act-running", "act-acked", "act-interrupted"):
-            assert ledger.seen(action_id)
-        assert [ledger.reported(i) for i in ("act-done", "act-acked", "act-interrupted")] == [
-            True,
-            True,
-            False,
-        ]
+        """Every id the old agent recorded is seen; the reported ones are known as reported,
+        also after a restart (the journal took them over), and the interrupted one is not."""
+        for _ in range(2):
+            ledger = ActionLedger(layout.ledger)
+            for action_id in ("act-done", "act-running", "act-acked", "act-interrupted"):
+                assert ledger.seen(action_id)
+            reported = journal(layout).reported
+            assert [reported(i) for i in ("act-done", "act-acked", "act-interrupted")] == [
+                True,
+                True,
+                False,
+            ]
+            ledger.record("act-new")  # the ledger now writes its own format
         assert no_corrupt_files(layout)
 
     def test_an_early_ledger_without_reported_ids_counts_them_all_as_reported(
@@ -106,17 +116,16 @@ class TestActions:
     ) -> None:
         """Before 'reported' existed every recorded id had its result queued."""
         layout.ledger.write_text(json.dumps({"version": 1, "ids": ["old-1", "old-2"]}))
+        layout.outbox.unlink()
         ledger = ActionLedger(layout.ledger)
-        assert ledger.seen("old-1") and ledger.reported("old-1") and ledger.reported("old-2")
+        reported = journal(layout).reported
+        assert ledger.seen("old-1") and reported("old-1") and reported("old-2")
 
     async def test_the_upgrade_in_flight_is_reconciled(self, layout: Layout) -> None:
         """The in-flight upgrade record reads back whole."""
         async with httpx.AsyncClient() as http:
             upgrader = Upgrader(
-                install_url="https://get.logpulse.example",
-                state_dir=layout.state_dir,
-                log_dir=layout.log_dir,
-                http=http,
+                install_url="https://get.logpulse.example", layout=layout, http=http
             )
             assert upgrader.inflight() == InFlightUpgrade(
                 "act-running", "0.1.0", "0.2.0", "2026-11-29T19:51:00Z", 4242, 1796000000.25

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from logpulse_agent.errors import ProtocolError
-from logpulse_agent.redact import redact, redact_value
+from logpulse_agent.redact import one_line, redact, redact_value
 
 ActionStatus = Literal["running", "done", "failed"]
 ACTION_STATUSES: tuple[str, ...] = get_args(ActionStatus)
@@ -258,7 +258,7 @@ def _header(
         raise ProtocolError(f"config response: header {name} is missing, expected {expected}")
     if not test(value):
         raise ProtocolError(
-            f"config response: header {name} is {_show(value)}, expected {expected}"
+            f"config response: header {name} is {one_line(value)}, expected {expected}"
         )
     return value
 
@@ -290,13 +290,7 @@ def parse_error_body(body: bytes) -> str | None:
         return None
     parts = [error.get(k) for k in ("code", "message")]
     text = ": ".join(p for p in parts if isinstance(p, str) and p)
-    return _show(text, limit=300) if text else None
-
-
-def _show(value: str, limit: int = 80) -> str:
-    """A server-provided string made safe for a one-line message: redacted, flattened, cut."""
-    flat = " ".join(redact(value).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(text, limit=300) if text else None
 
 
 # What a field must be: (description for the error message, test).

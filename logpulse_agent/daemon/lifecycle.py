@@ -21,8 +21,11 @@ from collections.abc import Mapping
 import structlog
 
 from logpulse_agent import __version__
-from logpulse_agent.actions.executor import ActionExecutor, ActionLedger
-from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.actions.executor import ActionExecutor
+from logpulse_agent.actions.handler import ActionDeps
+from logpulse_agent.actions.journal import ActionJournal
+from logpulse_agent.actions.ledger import ActionLedger
+from logpulse_agent.actions.registry import build_handlers
 from logpulse_agent.clock import rfc3339
 from logpulse_agent.config.decisions import retry_ceiling, should_poll_now
 from logpulse_agent.config.store import ConfigStore
@@ -37,8 +40,9 @@ from logpulse_agent.errors import AgentError
 from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
 from logpulse_agent.state import atomic
+from logpulse_agent.state.records import RecordFile
 from logpulse_agent.status.tracker import StatusTracker
-from logpulse_agent.upgrade.upgrader import Upgrader
+from logpulse_agent.upgrade.record import InFlightUpgrade, inflight_file
 from logpulse_agent.vector.commands import validate
 from logpulse_agent.vector.options import render_global_options, secret_command
 from logpulse_agent.vector.supervisor import VectorState, VectorSupervisor
@@ -165,14 +169,9 @@ class Daemon:
             brief_retry = RetryPolicy(
                 initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll), max_attempts=3
             )
-            outbox = Outbox(store.outbox)
-            upgrader = Upgrader(
-                install_url=settings.install_url,
-                state_dir=settings.state_dir,
-                log_dir=settings.log_dir,
-                http=http,
-                allow_insecure_http=settings.allow_insecure_http,
-            )
+            ledger = ActionLedger(store.ledger)
+            outbox = ActionJournal(store.outbox, legacy_reported=ledger.legacy_reported)
+            upgrades = inflight_file(store.upgrade_inflight)
 
             async def validate_candidate(candidate: os.PathLike[str]) -> None:
                 await validate(settings.vector_bin, [store.globals_config, candidate], vector_env)
@@ -218,11 +217,9 @@ class Daemon:
                 rng=self.rng,
             )
             executor = ActionExecutor(
-                outbox=outbox,
-                ledger=ActionLedger(store.ledger),
-                upgrader=upgrader,
-                platform=settings.platform,
-                agent_version=__version__,
+                journal=outbox,
+                ledger=ledger,
+                handlers=build_handlers(ActionDeps(settings, store, http, __version__)),
                 notify=heartbeat.wake,
             )
             executor_box.append(executor)
@@ -232,11 +229,11 @@ class Daemon:
 
             # Vector state changes are published as they happen; the slow tick catches the
             # rest (uptime start, pending results, the in-flight upgrade record).
-            supervisor.on_state = lambda _: self._publish_vector(supervisor, outbox, upgrader)
+            supervisor.on_state = lambda _: self._publish_vector(supervisor, outbox, upgrades)
 
             async def publish_status() -> None:
                 while True:
-                    self._publish_vector(supervisor, outbox, upgrader)
+                    self._publish_vector(supervisor, outbox, upgrades)
                     await asyncio.sleep(min(5.0, poll / 2))
 
             workers = [
@@ -257,10 +254,15 @@ class Daemon:
             await cancel_and_wait(workers)
             await supervisor.stop()
             await cancel_and_wait([vector_task])
-            self._publish_vector(supervisor, outbox, upgrader)
+            self._publish_vector(supervisor, outbox, upgrades)
             log.info("agent.stopped")
 
-    def _publish_vector(self, supervisor: VectorSupervisor, outbox: Outbox, up: Upgrader) -> None:
+    def _publish_vector(
+        self,
+        supervisor: VectorSupervisor,
+        outbox: ActionJournal,
+        upgrades: RecordFile[InFlightUpgrade],
+    ) -> None:
         # Wall-clock start of the current Vector, computed once per pid so the snapshot only
         # changes (and is rewritten) when something really changed.
         pid = supervisor.pid if supervisor.state is VectorState.RUNNING else None
@@ -270,7 +272,7 @@ class Daemon:
                 started = rfc3339(time.time() - supervisor.uptime())
             self._vector_started = (pid, started)
         started = self._vector_started[1]
-        inflight = up.inflight()
+        inflight = upgrades.load()
         self.status.update(
             vector={
                 "state": supervisor.state.value,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
-from logpulse_agent.actions.journal import Outbox
+from logpulse_agent.actions.journal import ActionJournal
 from logpulse_agent.backoff import Backoff, jittered
 from logpulse_agent.config.decisions import retry_ceiling
 from logpulse_agent.controlplane.protocol import (
@@ -41,7 +41,7 @@ class HeartbeatLoop:
         *,
         send: Send,
         build: Build,
-        outbox: Outbox,
+        outbox: ActionJournal,
         on_actions: Callable[[Sequence[PendingAction]], None],
         on_config_version: Callable[[int | None], None],
         status: StatusTracker,

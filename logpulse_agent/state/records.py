@@ -9,11 +9,10 @@ only fits ``X | None``); a missing field takes its default (no default: the file
 keys the agent does not know are ignored, so an older agent reads what a newer one wrote as far
 as it understands it.
 
-Schema versions: a codec with a ``version_key`` writes ``{version_key: schema}``; a file
-without the key predates it and is schema 1. Additive changes (a new field with a default) keep
-the number; a change an older agent would misread bumps it, and the codec reads every older
-schema (``actions-seen.json`` version 2 is one). A newer schema than the agent knows is read by
-the fields it knows, like the protocol.
+Schema versions: additive changes (a new field with a default) need none. A record whose
+meaning changes carries a ``version`` field with default 1, so a file from before the field
+existed is version 1, and its reader handles every older one (``actions-seen.json`` version 2).
+A version newer than the agent knows is read by the fields it knows, like the protocol.
 
 When a file cannot be used, its :class:`Recovery` decides:
 
@@ -205,11 +204,8 @@ class DataclassCodec(Generic[T]):
     ``name`` prefixes messages ("in-flight upgrade record: field 'pid' must be …").
     """
 
-    def __init__(
-        self, cls: type[T], *, name: str, version_key: str | None = None, schema: int = 1
-    ) -> None:
+    def __init__(self, cls: type[T], *, name: str) -> None:
         self.cls, self.name = cls, name
-        self.version_key, self.schema = version_key, schema
         hints = typing.get_type_hints(cls)
         self._fields = [
             _Field(
@@ -225,10 +221,6 @@ class DataclassCodec(Generic[T]):
     def decode(self, doc: object) -> T:
         if not isinstance(doc, dict):
             raise Corrupt(f"{self.name}: expected a JSON object, got {json_type(doc)}")
-        if self.version_key is not None:
-            version = doc.get(self.version_key, 1)
-            if not _is_int(version) or version < 1:
-                raise Corrupt(f"{self.name}: {self.version_key!r} is not a schema version")
         values: dict[str, Any] = {}
         for f in self._fields:
             if f.key not in doc:
@@ -244,10 +236,7 @@ class DataclassCodec(Generic[T]):
         return self.cls(**values)
 
     def encode(self, value: T) -> dict[str, Any]:
-        doc = {f.key: _plain(getattr(value, f.name)) for f in self._fields}
-        if self.version_key is not None:
-            doc[self.version_key] = self.schema
-        return doc
+        return {f.key: _plain(getattr(value, f.name)) for f in self._fields}
 
 
 def _plain(value: object) -> object:
