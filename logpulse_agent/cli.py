@@ -237,7 +237,7 @@ def run_cmd(
 @handle_errors
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
     from logpulse_agent.controlplane.identity import IdentityStore
-    from logpulse_agent.status.tracker import assess, load_snapshot, render_json, render_text
+    from logpulse_agent.status.report import assess, load_snapshot, render_json, render_text
 
     settings = _load(kwargs)
     snap = load_snapshot(settings.layout.status)

@@ -150,7 +150,7 @@ class TestApply:
         assert h.sync.applied.version == 1
         assert h.sync.rejected is not None and h.sync.rejected.version == 2
         assert "nonsense" in h.sync.rejected.message
-        assert h.status.config_error is not None
+        assert h.status.config.error is not None
         assert h.vector.calls == ["start"]
 
     async def test_a_later_good_version_clears_the_error(self, h: Harness) -> None:
@@ -158,7 +158,7 @@ class TestApply:
         await h.poll(update(1, GOOD))
         await h.poll(update(2, BAD))
         await h.poll(update(3, GOOD2))
-        assert h.sync.rejected is None and h.status.config_error is None
+        assert h.sync.rejected is None and h.status.config.error is None
         assert not h.layout.rejected.exists()
 
     async def test_failed_reload_restores_the_previous_file(self, h: Harness) -> None:
@@ -236,7 +236,7 @@ class TestRestart:
         h.answers.append(RevokedError("403 token revoked"))
         delay = await h.sync._poll_guarded()
         assert delay == 300.0
-        assert h.status.control_plane == "revoked"
+        assert h.status.control_plane.state == "revoked"
 
 
 class TestFailurePaths:

@@ -20,7 +20,7 @@ from logpulse_agent.config.store import AppliedConfig, ConfigStore, RejectedConf
 from logpulse_agent.controlplane.identity import Identity, IdentityStore
 from logpulse_agent.controlplane.protocol import ActionResult
 from logpulse_agent.state.layout import Layout
-from logpulse_agent.status.tracker import assess, load_snapshot, render_text
+from logpulse_agent.status.report import assess, load_snapshot, render_text
 from logpulse_agent.upgrade.record import InFlightUpgrade
 from logpulse_agent.upgrade.upgrader import Upgrader
 from logpulse_agent.vector.process import PidRecord, read_pid_file

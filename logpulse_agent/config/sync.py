@@ -22,6 +22,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +38,7 @@ from logpulse_agent.config.decisions import (
     crash_window,
     plan_update,
     retry_ceiling,
+    should_poll_now,
     survived,
 )
 from logpulse_agent.config.store import (
@@ -45,13 +47,14 @@ from logpulse_agent.config.store import (
     RejectedConfig,
     sha256_etag,
 )
-from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
+from logpulse_agent.controlplane.protocol import ConfigErrorReport, ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
     ControlPlaneError,
     RevokedError,
     ValidationFailed,
     VectorError,
 )
+from logpulse_agent.status.sections import ConfigStatus
 from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.vector.options import is_empty_config, requires_restart
 
@@ -124,7 +127,14 @@ class ConfigSync:
 
     # --- public ------------------------------------------------------------------------------
     def poke(self) -> None:
+        """Poll now."""
         self._poke.set()
+
+    def on_group_version(self, version: int | None) -> None:
+        """A heartbeat said which config version the group is at: poll now when it is ahead of
+        the applied one."""
+        if should_poll_now(version, self.applied):
+            self.poke()
 
     async def run(self) -> None:
         """Start Vector on the config from disk, then poll forever."""
@@ -200,7 +210,7 @@ class ConfigSync:
             return retry_ceiling(self.poll_interval)
         except ControlPlaneError as exc:
             log.warning("config.poll_failed", error=str(exc))
-            self.status.update(control_plane_error=str(exc))
+            self.status.set(replace(self.status.control_plane, error=str(exc)))
         except VectorError as exc:
             log.error("config.apply_failed", error=str(exc))
         return jittered(self.poll_interval, self._rng)
@@ -353,18 +363,12 @@ class ConfigSync:
         self._publish()
 
     def _publish(self) -> None:
+        rejected = self.rejected
         error = None
-        if self.rejected is not None:
-            error = {
-                "configVersion": self.rejected.version,
-                "message": self.rejected.message,
-                "at": self.rejected.at,
-            }
-        self.status.update(
-            applied_version=self.applied.version,
-            applied_etag=self.applied.etag,
-            config_empty=self.applied.empty,
-            config_error=error,
+        if rejected is not None:
+            error = ConfigErrorReport(rejected.version, rejected.message, rejected.at)
+        self.status.set(
+            ConfigStatus(self.applied.version, self.applied.etag, self.applied.empty, error)
         )
 
 

@@ -1,11 +1,16 @@
-"""``logpulse-agent run``: wires the four cooperating tasks and handles signals.
+"""``logpulse-agent run``: the daemon's life, read top to bottom.
 
-    config sync ── validates/applies configs ──► Vector supervisor ◄── keeps Vector alive
-    heartbeat  ── reports health, delivers results ──► action executor ── runs actions
+    run ─► prepare (dirs, status.json, READY=1, watchdog)
+        ─► wait_for_enrolment (enrol from a bootstrap token, or wait saying why)
+        ─► build_agent (daemon/compose.py: every part, from the settings)
+        ─► startup   (Vector's global options, leftover Vectors stopped, results of an upgrade
+                      that restarted us reconciled, the tasks started)
+        ─► main_loop (until SIGTERM/SIGINT)
+        ─► shutdown  (tasks cancelled, Vector stopped gracefully, last status written)
 
 One event loop, no threads. A task that raises is logged with its traceback and restarted with
-backoff; it never takes the others down. SIGTERM/SIGINT only set an event; the loop then stops
-the tasks, stops Vector gracefully, writes the final status and exits 0.
+backoff (:mod:`.tasks`); it never takes the others down. The signal handlers only set an event
+(:meth:`Daemon.request_stop`); the loop acts on it, and ``run`` returns 0.
 """
 
 from __future__ import annotations
@@ -15,42 +20,34 @@ import contextlib
 import os
 import random
 import signal
-import time
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import structlog
 
 from logpulse_agent import __version__
-from logpulse_agent.actions.executor import ActionExecutor
-from logpulse_agent.actions.handler import ActionDeps
-from logpulse_agent.actions.journal import ActionJournal
-from logpulse_agent.actions.ledger import ActionLedger
-from logpulse_agent.actions.registry import build_handlers
-from logpulse_agent.clock import rfc3339
-from logpulse_agent.config.decisions import retry_ceiling, should_poll_now
-from logpulse_agent.config.store import ConfigStore
-from logpulse_agent.config.sync import ConfigSync
-from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.config.decisions import retry_ceiling
 from logpulse_agent.controlplane.enrol import enrol, find_bootstrap_token
 from logpulse_agent.controlplane.identity import Identity, IdentityStore
-from logpulse_agent.controlplane.protocol import ActionResult, ConfigErrorReport, Heartbeat
+from logpulse_agent.daemon.compose import Agent, build_agent
 from logpulse_agent.daemon.sdnotify import Notifier
 from logpulse_agent.daemon.tasks import cancel_and_wait, guarded
 from logpulse_agent.errors import AgentError
-from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
 from logpulse_agent.state import atomic
-from logpulse_agent.state.records import RecordFile
+from logpulse_agent.status.sections import IdentityStatus
 from logpulse_agent.status.tracker import StatusTracker
-from logpulse_agent.upgrade.record import InFlightUpgrade, inflight_file
-from logpulse_agent.vector.commands import validate
 from logpulse_agent.vector.options import render_global_options, secret_command
-from logpulse_agent.vector.supervisor import VectorState, VectorSupervisor
 
 log = structlog.get_logger(__name__)
 
-# Variables that must never reach Vector's environment (it would expose them to its config).
-PRIVATE_ENV = ("LOGPULSE_ENROL_TOKEN",)
+
+@dataclass(frozen=True)
+class Running:
+    """The tasks :meth:`Daemon.startup` started: the workers, and Vector's supervisor."""
+
+    workers: list[asyncio.Task[None]]
+    vector: asyncio.Task[None]
 
 
 class Daemon:
@@ -65,19 +62,43 @@ class Daemon:
         self.notifier = Notifier(environ)
         self.stopping = asyncio.Event()
         self.rng = random.Random()
-        self._vector_started: tuple[int | None, str | None] = (None, None)
 
     def request_stop(self) -> None:
         self.stopping.set()
 
-    async def _sleep_or_stop(self, seconds: float) -> bool:
-        """Sleep; True when a stop was requested meanwhile."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-        return self.stopping.is_set()
+    async def run(self) -> int:
+        """The whole life of the daemon; returns its exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.layout.ensure_dirs()
+        self.status.write()
+        # READY at once (waiting for enrolment is a normal state, not a slow start-up) and the
+        # watchdog from the same loop, so a wedged loop is restarted by systemd.
+        self.notifier.ready()
+        watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
+        try:
+            identity = await self.wait_for_enrolment()
+            if identity is None:
+                return 0
+            self.status.set(
+                IdentityStatus(identity.agent_id, identity.group_id, identity.api_url),
+                replace(self.status.control_plane, state="connecting"),
+            )
+            async with build_agent(
+                self.settings, identity, tracker=self.status, environ=self.environ, rng=self.rng
+            ) as agent:
+                running = await self.startup(agent, identity)
+                await self.main_loop()
+                await self.shutdown(agent, running)
+            return 0
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
 
     async def wait_for_enrolment(self) -> Identity | None:
-        """Enrol from LOGPULSE_ENROL_TOKEN or bootstrap-token; else wait, saying so once."""
+        """Enrol from LOGPULSE_ENROL_TOKEN or bootstrap-token; else wait, saying so once.
+        None when a stop was requested meanwhile."""
         told = ""
         check_every = min(5.0, self.settings.poll_interval)
         while not self.identities.is_enrolled():
@@ -92,7 +113,7 @@ class Daemon:
                         f"{self.settings.bootstrap_token_file} together with api_url",
                     )
                     told = why
-                    self.status.update(control_plane="waiting-enrolment")
+                    self.status.set(replace(self.status.control_plane, state="waiting-enrolment"))
             else:
                 try:
                     await enrol(self.settings, token, api_url=self.settings.api_url)
@@ -106,192 +127,49 @@ class Daemon:
                 return None
         return self.identities.load()
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        self.layout.ensure_dirs()
-        self.status.write()
-        # READY at once (waiting for enrolment is a normal state, not a slow start-up) and the
-        # watchdog from the same loop, so a wedged loop is restarted by systemd.
-        self.notifier.ready()
-        watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
-        try:
-            identity = await self.wait_for_enrolment()
-            if identity is None:
-                return 0
-            self.status.update(
-                identity={
-                    "agentId": identity.agent_id,
-                    "groupId": identity.group_id,
-                    "apiUrl": identity.api_url,
-                },
-                control_plane="connecting",
-            )
-            await self._run_enrolled(identity)
-            return 0
-        finally:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
-
-    def _vector_env(self) -> dict[str, str]:
-        return {k: v for k, v in self.environ.items() if k not in PRIVATE_ENV}
-
-    async def _run_enrolled(self, identity: Identity) -> None:
-        settings, store = self.settings, self.layout
-        poll = settings.poll_interval
+    async def startup(self, agent: Agent, identity: Identity) -> Running:
+        """Prepare Vector's files and processes, reconcile, start the tasks."""
+        layout = self.layout
         atomic.write_text(
-            store.globals_config,
-            render_global_options(store.vector_data, secret_command(store.token)),
+            layout.globals_config,
+            render_global_options(layout.vector_data, secret_command(layout.token)),
             mode=0o640,
         )
-        vector_env = self._vector_env()
-        supervisor = VectorSupervisor(
-            vector_bin=settings.vector_bin,
-            config_paths=[store.globals_config, store.live_config],
-            log_path=settings.log_dir / "vector.log",
-            pid_path=store.vector_pid,
-            env=vector_env,
-            backoff_initial=min(1.0, poll / 10),
-            backoff_max=min(60.0, poll * 6),
-            stable_after=min(60.0, poll * 6),
-        )
-        await supervisor.clean_stale()
-        await supervisor.refresh_version()
-        async with make_http_client(settings, version=__version__) as http:
-            client = ControlPlaneClient(
-                http,
-                identity.api_url,
-                token=self.identities.load_token(),
-                retry=RetryPolicy(initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll)),
-            )
-            # Heartbeats retry briefly and then report fresh state next time (HeartbeatLoop).
-            brief_retry = RetryPolicy(
-                initial=min(1.0, poll / 10), ceiling=retry_ceiling(poll), max_attempts=3
-            )
-            ledger = ActionLedger(store.ledger)
-            outbox = ActionJournal(store.outbox, legacy_reported=ledger.legacy_reported)
-            upgrades = inflight_file(store.upgrade_inflight)
+        await agent.supervisor.clean_stale()
+        await agent.supervisor.refresh_version()
+        # An upgrade this process is the result of: done/failed into the journal (durable)
+        # before the in-flight record goes; the first heartbeat carries it.
+        agent.executor.reconcile()
+        # Vector state changes are published as they happen; the feed's tick catches the rest.
+        agent.supervisor.on_state = agent.feed.on_vector_state
+        workers = [
+            asyncio.create_task(guarded(name, factory), name=name)
+            for name, factory in agent.workers().items()
+        ]
+        vector = asyncio.create_task(guarded("vector", agent.supervisor.run), name="vector")
+        self.notifier.notify("STATUS=running")
+        log.info("agent.started", agent_id=identity.agent_id, version=__version__)
+        return Running(workers, vector)
 
-            async def validate_candidate(candidate: os.PathLike[str]) -> None:
-                await validate(settings.vector_bin, [store.globals_config, candidate], vector_env)
+    async def main_loop(self) -> None:
+        """Run until a stop is requested (SIGTERM, SIGINT)."""
+        await self.stopping.wait()
 
-            sync = ConfigSync(
-                store=ConfigStore(store),
-                fetch=lambda since, etag: client.fetch_config(identity.agent_id, since, etag),
-                validate=validate_candidate,
-                vector=supervisor,
-                status=self.status,
-                poll_interval=poll,
-                rng=self.rng,
-            )
+    async def shutdown(self, agent: Agent, running: Running) -> None:
+        """Stop the tasks, then Vector (gracefully, bounded), then write the last status."""
+        log.info("agent.stopping")
+        self.notifier.stopping()
+        await cancel_and_wait(running.workers)
+        await agent.supervisor.stop()
+        await cancel_and_wait([running.vector])
+        agent.feed.publish()
+        log.info("agent.stopped")
 
-            def build(results: tuple[ActionResult, ...]) -> Heartbeat:
-                rejected = sync.rejected
-                return Heartbeat(
-                    agent_version=__version__,
-                    vector_version=supervisor.version,
-                    applied_config_version=sync.applied.version,
-                    vector_running=supervisor.state is VectorState.RUNNING,
-                    vector_uptime_seconds=int(supervisor.uptime()),
-                    config_error=None
-                    if rejected is None
-                    else ConfigErrorReport(rejected.version, rejected.message, rejected.at),
-                    action_results=results,
-                )
-
-            def on_config_version(version: int | None) -> None:
-                if should_poll_now(version, sync.applied):
-                    sync.poke()
-
-            executor_box: list[ActionExecutor] = []
-            heartbeat = HeartbeatLoop(
-                send=lambda body: client.heartbeat(identity.agent_id, body, retry=brief_retry),
-                build=build,
-                outbox=outbox,
-                on_actions=lambda actions: executor_box[0].submit(actions),
-                on_config_version=on_config_version,
-                status=self.status,
-                interval=settings.heartbeat_interval,
-                poll_interval=poll,
-                rng=self.rng,
-            )
-            executor = ActionExecutor(
-                journal=outbox,
-                ledger=ledger,
-                handlers=build_handlers(ActionDeps(settings, store, http, __version__)),
-                notify=heartbeat.wake,
-            )
-            executor_box.append(executor)
-            # An upgrade this process is the result of: done/failed into the outbox (durable)
-            # before the in-flight record goes; the first heartbeat carries it.
-            executor.reconcile()
-
-            # Vector state changes are published as they happen; the slow tick catches the
-            # rest (uptime start, pending results, the in-flight upgrade record).
-            supervisor.on_state = lambda _: self._publish_vector(supervisor, outbox, upgrades)
-
-            async def publish_status() -> None:
-                while True:
-                    self._publish_vector(supervisor, outbox, upgrades)
-                    await asyncio.sleep(min(5.0, poll / 2))
-
-            workers = [
-                asyncio.create_task(guarded(name, factory), name=name)
-                for name, factory in (
-                    ("config-sync", sync.run),
-                    ("heartbeat", heartbeat.run),
-                    ("actions", executor.run),
-                    ("status", publish_status),
-                )
-            ]
-            vector_task = asyncio.create_task(guarded("vector", supervisor.run), name="vector")
-            self.notifier.notify("STATUS=running")
-            log.info("agent.started", agent_id=identity.agent_id, version=__version__)
-            await self.stopping.wait()
-            log.info("agent.stopping")
-            self.notifier.stopping()
-            await cancel_and_wait(workers)
-            await supervisor.stop()
-            await cancel_and_wait([vector_task])
-            self._publish_vector(supervisor, outbox, upgrades)
-            log.info("agent.stopped")
-
-    def _publish_vector(
-        self,
-        supervisor: VectorSupervisor,
-        outbox: ActionJournal,
-        upgrades: RecordFile[InFlightUpgrade],
-    ) -> None:
-        # Wall-clock start of the current Vector, computed once per pid so the snapshot only
-        # changes (and is rewritten) when something really changed.
-        pid = supervisor.pid if supervisor.state is VectorState.RUNNING else None
-        if pid != self._vector_started[0]:
-            started = None
-            if pid is not None:
-                started = rfc3339(time.time() - supervisor.uptime())
-            self._vector_started = (pid, started)
-        started = self._vector_started[1]
-        inflight = upgrades.load()
-        self.status.update(
-            vector={
-                "state": supervisor.state.value,
-                "pid": supervisor.pid,
-                "running": supervisor.state is VectorState.RUNNING,
-                "shouldRun": supervisor.should_run,
-                "startedAt": started,
-                "version": supervisor.version,
-            },
-            pending_results=len(outbox.pending()),
-            inflight_upgrade=None
-            if inflight is None
-            else {
-                "actionId": inflight.action_id,
-                "fromVersion": inflight.from_version,
-                "toVersion": inflight.to_version,
-                "startedAt": inflight.started_at,
-            },
-        )
+    async def _sleep_or_stop(self, seconds: float) -> bool:
+        """Sleep; True when a stop was requested meanwhile."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        return self.stopping.is_set()
 
 
 async def run_daemon(settings: Settings, environ: Mapping[str, str] = os.environ) -> int:

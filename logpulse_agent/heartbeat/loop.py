@@ -1,8 +1,11 @@
 """The heartbeat task: report health, deliver action results, receive pending actions.
 
 One heartbeat at start-up, then every ``heartbeat_interval`` (±10 %), and one at once whenever
-``wake()`` is called (an action was picked up or finished). Results come from the persistent
-outbox and are acknowledged only after a 2xx answer, so each is delivered at least once.
+the ``wake`` event is set (the executor has a result: an action was picked up or finished). The
+body is :func:`~.body.build_heartbeat` of a snapshot taken just before sending. Results come from
+the persistent action journal and are acknowledged only after a 2xx answer, so each is delivered
+at least once. The reply's pending actions go to ``on_actions`` (the executor), the group's
+config version to ``on_config_version`` (config sync).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import structlog
 
@@ -25,12 +29,14 @@ from logpulse_agent.controlplane.protocol import (
     PendingAction,
 )
 from logpulse_agent.errors import ControlPlaneError, RevokedError
+from logpulse_agent.heartbeat.body import HeartbeatSnapshot, build_heartbeat
+from logpulse_agent.status.sections import ControlPlaneStatus
 from logpulse_agent.status.tracker import StatusTracker
 
 log = structlog.get_logger(__name__)
 
 Send = Callable[[Heartbeat], Awaitable[HeartbeatReply]]
-Build = Callable[[tuple[ActionResult, ...]], Heartbeat]
+Snapshot = Callable[[tuple[ActionResult, ...]], HeartbeatSnapshot]
 
 
 class HeartbeatLoop:
@@ -40,19 +46,20 @@ class HeartbeatLoop:
         self,
         *,
         send: Send,
-        build: Build,
-        outbox: ActionJournal,
+        snapshot: Snapshot,
+        journal: ActionJournal,
         on_actions: Callable[[Sequence[PendingAction]], None],
         on_config_version: Callable[[int | None], None],
         status: StatusTracker,
         interval: float,
         poll_interval: float,
+        wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._send = send
-        self._build = build
-        self.outbox = outbox
+        self._snapshot = snapshot
+        self.journal = journal
         self._on_actions = on_actions
         self._on_config_version = on_config_version
         self.status = status
@@ -64,7 +71,7 @@ class HeartbeatLoop:
         self.failures = 0
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
-        self._wake = asyncio.Event()
+        self._wake = wake or asyncio.Event()
         self.sent = 0
 
     def wake(self) -> None:
@@ -80,8 +87,8 @@ class HeartbeatLoop:
 
     async def beat_once(self) -> float:
         """Send one heartbeat; return the delay until the next one."""
-        results = self.outbox.pending()
-        body = self._build(results)
+        results = self.journal.pending()
+        body = build_heartbeat(self._snapshot(results))
         try:
             reply = await self._send(body)
         except RevokedError as exc:
@@ -91,23 +98,21 @@ class HeartbeatLoop:
             self.failures += 1
             delay = self.backoff.delay(self.failures, self._rng)
             log.warning("heartbeat.failed", error=str(exc), failures=self.failures, retry_in=delay)
-            self.status.update(control_plane="unreachable", control_plane_error=str(exc))
+            self.status.set(replace(self.status.control_plane, state="unreachable", error=str(exc)))
             return delay
         self.failures = 0
         self.sent += 1
-        self.outbox.acknowledge(results)
-        self.status.update(
-            control_plane="ok",
-            control_plane_error=None,
-            last_heartbeat_at=self._wall_clock(),
-            pending_results=len(self.outbox.pending()),
+        self.journal.acknowledge(results)
+        self.status.set(
+            ControlPlaneStatus("ok", None, self._wall_clock()),
+            replace(self.status.actions, pending_results=len(self.journal.pending())),
+            touch=True,
         )
         if results:
             log.info(
                 "heartbeat.results_delivered",
                 results=[{"actionId": r.action_id, "status": r.status} for r in results],
             )
-        self.status.write()
         if reply.pending_actions:
             log.info("heartbeat.actions", ids=[a.id for a in reply.pending_actions])
             self._on_actions(reply.pending_actions)

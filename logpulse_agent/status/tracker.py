@@ -1,89 +1,103 @@
-"""The status snapshot: what the daemon knows, written to disk for ``logpulse-agent status``.
+"""The daemon's side of the status snapshot: hold the sections, write ``status.json``.
 
 ``status`` never talks to the network or to the daemon: it reads ``state_dir/status.json``,
-which the daemon rewrites (atomically) whenever something an operator cares about changes and at
-every heartbeat. Health is decided here, from the snapshot alone:
-
-    healthy    exit 0
-    degraded   exit 1: daemon not running, Vector down while it should run, revoked,
-               or no successful heartbeat for 5 minutes
-    not enrolled  exit 2
+which the daemon rewrites (atomically) whenever a section changes and after every successful
+heartbeat. Parts of the daemon replace whole sections (:mod:`.sections`) with :meth:`set`; the
+file is written only when something changed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from logpulse_agent.clock import parse_rfc3339, rfc3339
+from logpulse_agent.clock import rfc3339
 from logpulse_agent.errors import StateError
-from logpulse_agent.pids import pid_alive
 from logpulse_agent.redact import redact_value
 from logpulse_agent.state import atomic
+from logpulse_agent.status.sections import (
+    SECTION_FIELDS,
+    ActionsStatus,
+    AgentStatus,
+    ConfigStatus,
+    ControlPlaneStatus,
+    IdentityStatus,
+    Section,
+    VectorStatus,
+)
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_STALE_AFTER = 300.0
 
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else rfc3339(ts)
-
-
-def _parse_iso(value: object) -> float | None:
-    when = parse_rfc3339(value)
-    return None if when is None else when.timestamp()
-
-
-@dataclass
 class StatusTracker:
-    """Mutable daemon status; every setter persists the snapshot (small file, atomic write)."""
+    """The current :class:`AgentStatus`, persisted to ``path`` (see the module docstring)."""
 
-    path: Path
-    agent_version: str
-    wall_clock: Callable[[], float] = time.time
-    identity: dict[str, str] = field(default_factory=dict)
-    control_plane: str = "connecting"  # connecting | ok | unreachable | revoked | waiting-enrolment
-    control_plane_error: str | None = None
-    last_heartbeat_at: float | None = None
-    applied_version: int = 0
-    applied_etag: str | None = None
-    config_empty: bool = False
-    config_error: dict[str, Any] | None = None
-    vector: dict[str, Any] = field(default_factory=dict)
-    pending_results: int = 0
-    inflight_upgrade: dict[str, Any] | None = None
-    started_at: float = field(default_factory=time.time)
-    _write_error: str | None = field(default=None, repr=False, compare=False)
+    def __init__(
+        self, path: Path, agent_version: str, wall_clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self.agent_version = agent_version
+        self.wall_clock = wall_clock
+        self.started_at = wall_clock()
+        self.status = AgentStatus()
+        self._write_error: str | None = None
 
+    # --- the sections --------------------------------------------------------------------------
+    @property
+    def identity(self) -> IdentityStatus | None:
+        return self.status.identity
+
+    @property
+    def control_plane(self) -> ControlPlaneStatus:
+        return self.status.control_plane
+
+    @property
+    def config(self) -> ConfigStatus:
+        return self.status.config
+
+    @property
+    def vector(self) -> VectorStatus | None:
+        return self.status.vector
+
+    @property
+    def actions(self) -> ActionsStatus:
+        return self.status.actions
+
+    def set(self, *sections: Section, touch: bool = False) -> None:
+        """Replace these sections; write the snapshot when anything changed, or anyway when
+        ``touch`` (a successful heartbeat refreshes ``updatedAt``)."""
+        changes: dict[str, Any] = {SECTION_FIELDS[type(s)]: s for s in sections}
+        status = replace(self.status, **changes)
+        if status != self.status or touch:
+            self.status = status
+            self.write()
+
+    def mark_revoked(self, error: str) -> None:
+        """Record a 403/404 from the control plane; the first one is logged with its fix."""
+        if self.control_plane.state != "revoked":
+            log.error(
+                "controlplane.revoked",
+                error=error,
+                fix="this agent was revoked or deleted: run 'logpulse-agent enrol --force' "
+                "with a new bootstrap token, then restart the agent",
+            )
+        self.set(replace(self.control_plane, state="revoked", error=error))
+
+    # --- status.json ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
+        """The document ``status.json`` holds, tokens masked."""
         snap = {
             "pid": os.getpid(),
             "agentVersion": self.agent_version,
-            "startedAt": _iso(self.started_at),
-            "updatedAt": _iso(self.wall_clock()),
-            "identity": self.identity or None,
-            "controlPlane": {
-                "state": self.control_plane,
-                "error": self.control_plane_error,
-                "lastHeartbeatAt": _iso(self.last_heartbeat_at),
-            },
-            "config": {
-                "appliedVersion": self.applied_version,
-                "etag": self.applied_etag,
-                "empty": self.config_empty,
-                "lastError": self.config_error,
-            },
-            "vector": self.vector,
-            "pendingActionResults": self.pending_results,
-            "inflightUpgrade": self.inflight_upgrade,
+            "startedAt": rfc3339(self.started_at),
+            "updatedAt": rfc3339(self.wall_clock()),
+            **self.status.to_json(),
         }
         return dict(redact_value(snap))
 
@@ -99,99 +113,3 @@ class StatusTracker:
             self._write_error = str(exc)
         else:
             self._write_error = None
-
-    def mark_revoked(self, error: str) -> None:
-        """Record a 403/404 from the control plane; the first one is logged with its fix."""
-        if self.control_plane != "revoked":
-            log.error(
-                "controlplane.revoked",
-                error=error,
-                fix="this agent was revoked or deleted: run 'logpulse-agent enrol --force' "
-                "with a new bootstrap token, then restart the agent",
-            )
-        self.update(control_plane="revoked", control_plane_error=error)
-
-    def update(self, **changes: Any) -> None:
-        """Set fields and persist when anything actually changed."""
-        dirty = False
-        for key, value in changes.items():
-            if getattr(self, key) != value:
-                setattr(self, key, value)
-                dirty = True
-        if dirty:
-            self.write()
-
-
-# --- reading side (the ``status`` command) ---------------------------------------------------
-
-
-def load_snapshot(path: Path) -> dict[str, Any] | None:
-    data = atomic.read_json(path)
-    return data if isinstance(data, dict) else None
-
-
-def assess(
-    snap: dict[str, Any],
-    now: float,
-    alive: Callable[[object], bool] = pid_alive,
-) -> tuple[str, list[str]]:
-    """Return ``("healthy" | "degraded", reasons)`` for a snapshot read at wall time ``now``."""
-    reasons: list[str] = []
-    if not alive(snap.get("pid")):
-        reasons.append("the agent daemon is not running")
-    cp = snap.get("controlPlane") or {}
-    if cp.get("state") == "revoked":
-        reasons.append("the control plane revoked this agent (403/404): re-enrol with --force")
-    elif cp.get("state") == "waiting-enrolment":
-        reasons.append("waiting for an enrolment token")
-    else:
-        last = _parse_iso(cp.get("lastHeartbeatAt"))
-        started = _parse_iso(snap.get("startedAt")) or now
-        reference = last if last is not None else started
-        if now - reference > HEARTBEAT_STALE_AFTER:
-            reasons.append("no successful heartbeat for over 5 minutes")
-    vec = snap.get("vector") or {}
-    if vec.get("shouldRun") and not vec.get("running"):
-        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}")
-    return ("degraded" if reasons else "healthy"), reasons
-
-
-def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: float) -> str:
-    """The human-readable ``status`` output."""
-    ident = snap.get("identity") or {}
-    cp = snap.get("controlPlane") or {}
-    cfg = snap.get("config") or {}
-    vec = snap.get("vector") or {}
-    lines = [f"logpulse-agent {snap.get('agentVersion', '?')}: {health}"]
-    lines += [f"  ! {reason}" for reason in reasons]
-    lines.append(f"agent id:        {ident.get('agentId', '-')}")
-    lines.append(f"group id:        {ident.get('groupId', '-')}")
-    lines.append(f"control plane:   {ident.get('apiUrl', '-')} ({cp.get('state', '?')})")
-    if cp.get("error"):
-        lines.append(f"  last error:    {cp['error']}")
-    lines.append(f"last heartbeat:  {cp.get('lastHeartbeatAt') or 'never'}")
-    applied = "{} (empty: Vector stopped)" if cfg.get("empty") else "{}"
-    lines.append(f"config applied:  {applied.format(cfg.get('appliedVersion', 0))}")
-    lines.append(f"config etag:     {cfg.get('etag') or '-'}")
-    err = cfg.get("lastError")
-    if err:
-        lines.append(f"config error:    version {err.get('configVersion')}: {err.get('message')}")
-    started = _parse_iso(vec.get("startedAt"))
-    uptime = f"{int(now - started)}s" if started is not None and vec.get("running") else "-"
-    lines.append(
-        f"vector:          {vec.get('state', '?')} pid={vec.get('pid') or '-'} "
-        f"uptime={uptime} version={vec.get('version') or '-'}"
-    )
-    lines.append(f"pending results: {snap.get('pendingActionResults', 0)}")
-    upgrade = snap.get("inflightUpgrade")
-    if upgrade:
-        lines.append(
-            f"upgrade:         {upgrade.get('fromVersion')} -> {upgrade.get('toVersion')} "
-            f"(action {upgrade.get('actionId')}, since {upgrade.get('startedAt')})"
-        )
-    lines.append(f"snapshot:        {snap.get('updatedAt', '?')} (pid {snap.get('pid')})")
-    return "\n".join(lines)
-
-
-def render_json(snap: dict[str, Any], health: str, reasons: list[str]) -> str:
-    return json.dumps({**snap, "health": health, "problems": reasons}, sort_keys=True)

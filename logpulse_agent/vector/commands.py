@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeAlias
 
 from logpulse_agent.errors import ValidationFailed
@@ -148,3 +148,15 @@ async def validate(
         return
     report = redact(out if not err.strip() else f"{out.rstrip()}\n{err}".lstrip())
     raise ValidationFailed(failure_message(returncode, out, err), report)
+
+
+def candidate_validator(
+    vector_bin: str, globals_path: StrPath, env: Mapping[str, str]
+) -> Callable[[StrPath], Awaitable[None]]:
+    """``validate`` for a candidate config together with the agent's global options, the way
+    Vector will load the two (what config sync calls before installing a candidate)."""
+
+    async def validate_candidate(candidate: StrPath) -> None:
+        await validate(vector_bin, [globals_path, candidate], env)
+
+    return validate_candidate
