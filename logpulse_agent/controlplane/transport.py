@@ -215,6 +215,29 @@ async def send(
         except asyncio.TimeoutError:
             raise Retryable(f"no complete answer within {deadline:g}s") from None
 
+    controller = _retrying(policy, rng, sleep, endpoint)
+    try:
+        answer: Answer = await controller(attempt)
+    except tenacity.RetryError as exc:
+        last = exc.last_attempt.exception()
+        assert isinstance(last, Retryable)  # only Retryable is retried
+        state = "unreachable" if last.status is None else "failing"
+        raise TransientError(
+            f"control plane {origin} {state} after {exc.last_attempt.attempt_number} attempts "
+            f"({request.method} {endpoint}): {last.reason}"
+        ) from None
+    return answer
+
+
+def _retrying(
+    policy: RetryPolicy,
+    rng: random.Random,
+    sleep: Callable[[float], Awaitable[None]],
+    endpoint: str,
+) -> tenacity.AsyncRetrying:
+    """tenacity's loop for ``policy``: retries :class:`Retryable` only, waits as
+    :func:`next_wait` says and logs ``controlplane.retry`` before each wait."""
+
     def wait(state: tenacity.RetryCallState) -> float:
         return next_wait(policy, state.attempt_number, rng, _retryable(state).retry_after)
 
@@ -234,24 +257,13 @@ async def send(
         if policy.max_attempts is None
         else tenacity.stop_after_attempt(policy.max_attempts)
     )
-    controller = tenacity.AsyncRetrying(
+    return tenacity.AsyncRetrying(
         sleep=sleep,
         stop=stop,
         wait=wait,
         retry=tenacity.retry_if_exception_type(Retryable),
         before_sleep=before_sleep,
     )
-    try:
-        answer: Answer = await controller(attempt)
-    except tenacity.RetryError as exc:
-        last = exc.last_attempt.exception()
-        assert isinstance(last, Retryable)  # only Retryable is retried
-        state = "unreachable" if last.status is None else "failing"
-        raise TransientError(
-            f"control plane {origin} {state} after {exc.last_attempt.attempt_number} attempts "
-            f"({request.method} {endpoint}): {last.reason}"
-        ) from None
-    return answer
 
 
 def _retryable(state: tenacity.RetryCallState) -> Retryable:
