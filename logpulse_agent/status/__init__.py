@@ -1,1 +1,5 @@
-"""The status snapshot: what the daemon knows, written for ``logpulse-agent status``."""
+"""The status snapshot ``logpulse-agent status`` prints.
+
+sections.py (typed sections of what the daemon knows), tracker.py (the daemon writes
+status.json), report.py (the command reads it, judges health, prints it).
+"""
