@@ -23,96 +23,42 @@ log_dir/vector.log, upgrade.log Vector's own output, the installer's
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from logpulse_agent.errors import StateError
 from logpulse_agent.state import atomic
 
 
-@dataclass(frozen=True)
 class Layout:
-    """The agent's paths under ``config_dir``, ``state_dir`` and ``log_dir``."""
+    """The agent's paths under ``config_dir``, ``state_dir`` and ``log_dir`` (plain attributes:
+    one table, as the module docstring lists them)."""
 
-    config_dir: Path
-    state_dir: Path
-    log_dir: Path
+    def __init__(self, config_dir: Path, state_dir: Path, log_dir: Path) -> None:
+        self.config_dir = Path(config_dir)
+        self.state_dir = Path(state_dir)
+        self.log_dir = Path(log_dir)
+        self.token = self.config_dir / "agent-token"
+        self.bootstrap_token = self.config_dir / "bootstrap-token"
+        self.identity = self.state_dir / "identity.json"
+        self.live_config = self.state_dir / "vector.yaml"
+        self.candidate_config = self.state_dir / "vector.next.yaml"
+        self.lkg_config = self.state_dir / "vector.lkg.yaml"
+        self.globals_config = self.state_dir / "vector-globals.yaml"
+        self.applied = self.state_dir / "applied.json"
+        self.rejected = self.state_dir / "rejected.json"
+        self.outbox = self.state_dir / "outbox.json"
+        self.ledger = self.state_dir / "actions-seen.json"
+        self.upgrade_inflight = self.state_dir / "upgrade-inflight.json"
+        self.upgrade_request = self.state_dir / "upgrade-request"
+        self.upgrade_scripts = self.state_dir / "upgrade"
+        self.status = self.state_dir / "status.json"
+        self.vector_pid = self.state_dir / "vector.pid"
+        self.vector_data = self.state_dir / "vector-data"
+        self.vector_log = self.log_dir / "vector.log"
+        self.upgrade_log = self.log_dir / "upgrade.log"
 
-    @property
-    def token(self) -> Path:
-        return self.config_dir / "agent-token"
-
-    @property
-    def bootstrap_token(self) -> Path:
-        return self.config_dir / "bootstrap-token"
-
-    @property
-    def identity(self) -> Path:
-        return self.state_dir / "identity.json"
-
-    @property
-    def live_config(self) -> Path:
-        return self.state_dir / "vector.yaml"
-
-    @property
-    def candidate_config(self) -> Path:
-        return self.state_dir / "vector.next.yaml"
-
-    @property
-    def lkg_config(self) -> Path:
-        return self.state_dir / "vector.lkg.yaml"
-
-    @property
-    def globals_config(self) -> Path:
-        return self.state_dir / "vector-globals.yaml"
-
-    @property
-    def applied(self) -> Path:
-        return self.state_dir / "applied.json"
-
-    @property
-    def rejected(self) -> Path:
-        return self.state_dir / "rejected.json"
-
-    @property
-    def outbox(self) -> Path:
-        return self.state_dir / "outbox.json"
-
-    @property
-    def ledger(self) -> Path:
-        return self.state_dir / "actions-seen.json"
-
-    @property
-    def upgrade_inflight(self) -> Path:
-        return self.state_dir / "upgrade-inflight.json"
-
-    @property
-    def upgrade_request(self) -> Path:
-        return self.state_dir / "upgrade-request"
-
-    @property
-    def upgrade_scripts(self) -> Path:
-        return self.state_dir / "upgrade"
-
-    @property
-    def status(self) -> Path:
-        return self.state_dir / "status.json"
-
-    @property
-    def vector_pid(self) -> Path:
-        return self.state_dir / "vector.pid"
-
-    @property
-    def vector_data(self) -> Path:
-        return self.state_dir / "vector-data"
-
-    @property
-    def vector_log(self) -> Path:
-        return self.log_dir / "vector.log"
-
-    @property
-    def upgrade_log(self) -> Path:
-        return self.log_dir / "upgrade.log"
+    def __repr__(self) -> str:
+        return f"Layout({self.config_dir!r}, {self.state_dir!r}, {self.log_dir!r})"
 
     def ensure_dirs(self) -> None:
         """Create the config and state directories (0750), check they are writable, and
