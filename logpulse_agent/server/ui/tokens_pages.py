@@ -19,9 +19,10 @@ from logpulse_agent.server.errors import ApiError, Unprocessable
 from logpulse_agent.server.ui.auth import UiRequest, signed_in
 from logpulse_agent.server.ui.groups_pages import group_page_response
 from logpulse_agent.server.ui.templating import redirect
-from logpulse_agent.settings import Settings
 
-INSTALL_URL = Settings.install_url  # what agents download the installer from by default
+# The agent's default install_url (SPEC §3). Not imported from the agent's settings module:
+# the server may import only the agent's pure shared modules (tests/test_import_contract.py).
+INSTALL_URL = "https://get.logpulse.io"
 MAX_TTL_HOURS = 24 * 365
 
 
