@@ -1,0 +1,145 @@
+"""What a rollout looks like to operators: the JSON of the admin API, the CLI and the UI.
+
+:func:`view` is ``GET /api/v1/admin/groups/{group}/rollout`` (SPEC §11.3 names ``state``,
+``fromVersion``, ``toVersion``, ``phase``, ``phases``, ``counts`` and ``reason``; the rest is
+added for the audit and the UI). ``counts``: ``admitted`` agents so far, of those ``applied``
+(reached the target: applied ``to`` with its etag / upgraded), ``healthy`` (healthy since, not
+failed), ``failed``; ``waiting`` are the agents not admitted yet (0 once the rollout ended).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from logpulse_agent.server import rollout_store
+from logpulse_agent.server.http import isotime
+from logpulse_agent.server.rollout_machine import cumulative_target
+from logpulse_agent.server.rollout_store import Rollout
+
+FAILED_SHOWN = 20
+
+
+def counts(conn: sqlite3.Connection, rollout: Rollout) -> dict[str, int]:
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(reached_at IS NOT NULL AND etag_confirmed), 0),"
+        " COALESCE(SUM(failure IS NULL AND healthy_since IS NOT NULL), 0),"
+        " COALESCE(SUM(failure IS NOT NULL), 0)"
+        " FROM rollout_agents WHERE rollout_id = ? AND admitted_at IS NOT NULL",
+        (rollout.id,),
+    ).fetchone()
+    waiting = 0
+    if rollout.open:
+        waiting = len(rollout_store.candidates(conn, rollout)[2])
+    return {
+        "admitted": row[0],
+        "applied": row[1],
+        "healthy": row[2],
+        "failed": row[3],
+        "waiting": waiting,
+    }
+
+
+def phase_results(
+    conn: sqlite3.Connection, rollout: Rollout, events: list[sqlite3.Row]
+) -> list[dict[str, Any]]:
+    """One entry per phase: when it started and passed, who it admitted, how it ended."""
+    per_phase = {
+        row[0]: (row[1], row[2])
+        for row in conn.execute(
+            "SELECT phase, COUNT(*), COALESCE(SUM(failure IS NOT NULL), 0) FROM rollout_agents"
+            " WHERE rollout_id = ? AND admitted_at IS NOT NULL GROUP BY phase",
+            (rollout.id,),
+        )
+    }
+    started = {e["phase"]: e["at"] for e in events if e["kind"] == "phase_started"}
+    passed = {e["phase"]: e["at"] for e in events if e["kind"] == "phase_passed"}
+    results = []
+    total = 0
+    for index, phase in enumerate(rollout.phases):
+        admitted, failed = per_phase.get(index, (0, 0))
+        total += admitted
+        if index in passed:
+            result = "passed"
+        elif index in started:
+            result = "soaking" if rollout.state == "running" else rollout.state
+        else:
+            result = "pending"
+        results.append(
+            {
+                "phase": index,
+                "size": phase,
+                "admitted": admitted,
+                "admittedTotal": total if index in started else None,
+                "failed": failed,
+                "result": result,
+                "startedAt": isotime(started.get(index)),
+                "passedAt": isotime(passed.get(index)),
+            }
+        )
+    return results
+
+
+def view(conn: sqlite3.Connection, rollout: Rollout, *, detail: bool = True) -> dict[str, Any]:
+    """The rollout as JSON; ``detail`` adds the failed agents and the audit events."""
+    group = None
+    if rollout.group_id is not None:
+        group = conn.execute(
+            "SELECT slug FROM agent_groups WHERE id = ?", (rollout.group_id,)
+        ).fetchone()
+    events = rollout_store.events(conn, rollout.id)
+    data: dict[str, Any] = {
+        "id": rollout.id,
+        "kind": rollout.kind,
+        "groupId": rollout.group_id,
+        "groupSlug": None if group is None else group["slug"],
+        "state": rollout.state,
+        "fromVersion": rollout.from_version,
+        "toVersion": rollout.to_version,
+        "targetVersion": rollout.target_version,
+        "phase": rollout.phase,
+        "phases": list(rollout.phases),
+        "soakSeconds": _number(rollout.soak_seconds),
+        "maxFailures": rollout.max_failures,
+        "counts": counts(conn, rollout),
+        "reason": rollout.reason,
+        "phaseResults": phase_results(conn, rollout, events),
+        "startedBy": rollout.started_by,
+        "startedAt": isotime(rollout.created_at),
+        "phaseStartedAt": isotime(rollout.phase_started_at),
+        "updatedAt": isotime(rollout.updated_at),
+        "finishedAt": isotime(rollout.finished_at),
+    }
+    if detail:
+        data["failedAgents"] = [
+            {
+                "agentId": row["agent_id"],
+                "hostname": row["hostname"],
+                "phase": row["phase"],
+                "failedAt": isotime(row["failed_at"]),
+                "failure": row["failure"],
+            }
+            for row in rollout_store.failures(conn, rollout.id, FAILED_SHOWN)
+        ]
+        data["events"] = [
+            {
+                "at": isotime(e["at"]),
+                "kind": e["kind"],
+                "actor": e["actor"],
+                "phase": e["phase"],
+                "reason": e["reason"],
+            }
+            for e in events
+        ]
+    return data
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def next_phase_size(rollout: Rollout, total: int) -> int | None:
+    """How many agents the next phase will have admitted in total (None after the last)."""
+    if rollout.phase + 1 >= len(rollout.phases):
+        return None
+    return cumulative_target(rollout.phases, rollout.phase + 1, total)
