@@ -14,6 +14,7 @@ milliseconds. The aggregate states :meth:`Progress.absent` and :meth:`Progress.s
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import structlog
 
@@ -81,12 +82,20 @@ def _overdue(conn: sqlite3.Connection, rollout: Rollout, now: float, interval: f
         ]
         if after != before
     ]
-    if upgrade:
-        changed += upgrades_staged.settle(conn, rollout, now)
-    for agent_id, before, after in changed:
-        current = rollout_store.get(conn, rollout.id)
-        rollouts.record(conn, current, agent_id, before, after, now)
+    _record_all(conn, rollout, changed, now)
+    if upgrade:  # after the silent ones are saved, so nobody fails twice in one tick
+        settled = upgrades_staged.settle(conn, rollout, now)
+        _record_all(conn, rollout, settled, now)
+        changed += settled
     return len(changed)
+
+
+def _record_all(
+    conn: sqlite3.Connection, rollout: Rollout, changed: list[tuple[str, Any, Any]], now: float
+) -> None:
+    for agent_id, before, after in changed:
+        current = rollout_store.get(conn, rollout.id)  # its failure count moves as we go
+        rollouts.record(conn, current, agent_id, before, after, now)
 
 
 def tick_one(conn: sqlite3.Connection, rollout: Rollout, now: float, interval: float) -> bool:
