@@ -35,6 +35,7 @@ from logpulse_agent.config_decisions import (
     crash_window,
     jittered,
     plan_update,
+    rejection_withdrawn,
     retry_ceiling,
     survived,
 )
@@ -177,6 +178,18 @@ class ConfigSync:
             return
         async with self._lock:
             await self._handle(update)
+
+    def note_served(self, served_version: int | None) -> None:
+        """The version the control plane serves us (heartbeat answer): forget a rejected
+        version it withdrew, so its error stops being reported (and is never retried)."""
+        if rejection_withdrawn(served_version, self.applied, self.rejected):
+            assert self.rejected is not None
+            log.info(
+                "config.rejection_withdrawn", version=self.rejected.version, served=served_version
+            )
+            self.rejected = None
+            self.store.save_rejected(None)
+            self._publish()
 
     async def check_vector(self) -> None:
         """Roll back on a crash loop; promote a config that survived its window."""

@@ -229,6 +229,7 @@ class Daemon:
                 )
 
             def on_config_version(version: int | None) -> None:
+                sync.note_served(version)
                 if should_poll_now(version, sync.applied):
                     sync.poke()
 
