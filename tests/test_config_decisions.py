@@ -11,8 +11,8 @@ from logpulse_agent.config_decisions import (
     crash_window,
     jittered,
     plan_update,
-    retry_ceiling,
     rejection_withdrawn,
+    retry_ceiling,
     should_poll_now,
     survived,
 )
