@@ -23,6 +23,7 @@ from logpulse_agent.server import (
     admin_fleet_routes,
     admin_routes,
     agent_routes,
+    checkpointer,
     config_versions,
     rollout_routes,
     rollouts,
@@ -73,6 +74,7 @@ def create_app(
     config_cache_size: int = DEFAULT_CACHE_SIZE,
     heartbeat_interval: float = rollouts.DEFAULT_HEARTBEAT_INTERVAL,
     rollout_interval: float | None = DEFAULT_ROLLOUT_INTERVAL,
+    checkpoint_interval: float | None = checkpointer.DEFAULT_INTERVAL,
 ) -> Starlette:
     """The server over the SQLite file ``db_path`` (created and migrated as needed).
 
@@ -86,7 +88,9 @@ def create_app(
     call ``app.state.ctx.sweeper.run_once()``). ``rollout_interval`` is how often staged
     rollouts are advanced (``None``: never by themselves, tests call
     ``sweeper.run_rollouts_once()``); ``heartbeat_interval`` is the agents' (two missed ones
-    make an admitted agent a failure).
+    make an admitted agent a failure). ``checkpoint_interval``: while the app runs (lifespan),
+    WAL checkpoints run on a thread that often instead of inside a request
+    (:mod:`.checkpointer`); ``None`` leaves them to SQLite.
     """
     ingest = ingest or IngestSettings(endpoint=DEFAULT_INGEST_URL)
     render_config([], "linux", ingest)  # ValueError now, not on the first poll, for a bad URL
@@ -113,6 +117,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        wal = None
+        if checkpoint_interval is not None:
+            wal = checkpointer.Checkpointer(store, checkpoint_interval)
+            wal.start()
         tasks = []
         if sweep_interval is not None:
             tasks.append(loop.create_task(sweeper.run_forever(sweep_interval)))
@@ -125,6 +133,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if wal is not None:
+                wal.stop()
             store.close()
 
     routes = [
