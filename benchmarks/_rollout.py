@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks._server import BenchServer, percentile
 
-POLL_RESOLUTION = 0.1  # seconds between the generator's looks at the rollout
+POLL_RESOLUTION = 0.1  # seconds between the generator's looks at a rollout that may halt
 
 
 class Watch:
@@ -76,14 +76,19 @@ async def _admin(pool: Any, server: BenchServer, method: str, path: str, body: A
 
 
 async def _wait_state(
-    pool: Any, server: BenchServer, slug: str, states: tuple[str, ...], timeout: float
+    pool: Any,
+    server: BenchServer,
+    slug: str,
+    states: tuple[str, ...],
+    timeout: float,
+    every: float = POLL_RESOLUTION,
 ) -> tuple[dict[str, Any], float]:
     deadline = time.monotonic() + timeout
     while True:
         rollout = await _admin(pool, server, "GET", f"/groups/{slug}/rollout")
         if rollout["state"] in states or time.monotonic() > deadline:
             return rollout, time.monotonic()
-        await asyncio.sleep(POLL_RESOLUTION)
+        await asyncio.sleep(every)
 
 
 def _seconds(stamp: str | None, t0_wall: float) -> float | None:

@@ -276,6 +276,23 @@ def candidates(conn: sqlite3.Connection, rollout: Rollout) -> tuple[int, int, li
     return len(rows), len(rows) - len(waiting), waiting
 
 
+def waiting_count(conn: sqlite3.Connection, rollout: Rollout) -> int:
+    """How many agents of the population are not admitted yet (a count, no rows loaded)."""
+    clause, params = members_clause(rollout)
+    if rollout.kind == "config":
+        sql = (
+            "SELECT COUNT(*) FROM agent_registrations r"  # noqa: S608 (fixed clauses)
+            f" WHERE {clause} AND NOT EXISTS (SELECT 1 FROM rollout_agents a"
+            " WHERE a.rollout_id = ? AND a.agent_id = r.id)"
+        )
+        return int(conn.execute(sql, (*params, rollout.id)).fetchone()[0])
+    sql = (
+        "SELECT COUNT(*) FROM rollout_agents a JOIN agent_registrations r"  # noqa: S608
+        f" ON r.id = a.agent_id WHERE a.rollout_id = ? AND a.admitted_at IS NULL AND {clause}"
+    )
+    return int(conn.execute(sql, (rollout.id, *params)).fetchone()[0])
+
+
 def admit(
     conn: sqlite3.Connection, rollout: Rollout, phase: int, now: float, live_after: float
 ) -> list[str]:
@@ -317,6 +334,8 @@ def admit(
         now,
         phase=phase,
         reason=f"admitted {len(chosen)} agent(s), {admitted + len(chosen)} of {total} in total",
+        # Phase 0 comes with the change (its author); later ones are the server's decision.
+        actor=None if phase == 0 else audit.SERVER,
     )
     return chosen
 

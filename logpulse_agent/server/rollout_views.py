@@ -28,9 +28,7 @@ def counts(conn: sqlite3.Connection, rollout: Rollout) -> dict[str, int]:
         " FROM rollout_agents WHERE rollout_id = ? AND admitted_at IS NOT NULL",
         (rollout.id,),
     ).fetchone()
-    waiting = 0
-    if rollout.open:
-        waiting = len(rollout_store.candidates(conn, rollout)[2])
+    waiting = rollout_store.waiting_count(conn, rollout) if rollout.open else 0
     return {
         "admitted": row[0],
         "applied": row[1],
