@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
+from logpulse_agent.redact import redact
 from logpulse_agent.server import (
     audit,
     config_versions,
@@ -49,6 +51,7 @@ from logpulse_agent.server.rollout_store import Rollout
 log = structlog.get_logger("logpulse.server.rollouts")
 
 DEFAULT_HEARTBEAT_INTERVAL = 30.0  # seconds, the agent's default (SPEC §3)
+MAX_FAILURE = 500  # characters of an agent's failure kept
 
 # For agents.authenticate: NULL when the agent's group holds nobody back; else the agent's
 # rollout_agents.etag_confirmed in the admitting rollout (NULL: not admitted).
@@ -225,6 +228,12 @@ def record(
     now: float,
 ) -> None:
     """Save an agent's progress; a new failure is counted and may halt the rollout."""
+    if after.failure is not None and after.failure != before.failure:
+        # What an agent reported, made safe to show: no tokens, one bounded line.
+        text = " ".join(redact(after.failure).split())
+        after = replace(
+            after, failure=text[: MAX_FAILURE - 1] + "…" if len(text) > MAX_FAILURE else text
+        )
     rollout_store.save_progress(conn, rollout.id, agent_id, after)
     if before.failed or not after.failed:
         return

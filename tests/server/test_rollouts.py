@@ -395,3 +395,23 @@ class TestOperator:
         assert "no staged rollout" in missing.json()["error"]["message"]
         bad = await flock.fleet.admin("GET", "/rollouts", kind="other")
         assert bad.status_code == 400
+        assert (await flock.fleet.admin("GET", "/rollouts", limit=5000)).status_code == 400
+        odd = await flock.fleet.admin("POST", "/groups/web/rollout/pause", {"why": "x"})
+        assert odd.status_code == 422
+        junk = await flock.fleet.client.post(
+            "/api/v1/admin/groups/web/rollout/pause", content=b"{nope", headers=ADMIN
+        )
+        assert junk.status_code == 400
+
+    async def test_failure_reasons_are_redacted_and_bounded(self, flock: Flock) -> None:
+        """What an agent reports lands in the reason without tokens and cut to one line."""
+        await flock.start(2, STAGED)
+        new = await flock.change()
+        await flock.everyone()
+        (canary,) = flock.on(new)
+        token = "AGT_" + "x" * 43
+        error = {"configVersion": new, "message": f"bad {token} " + "y" * 5000}
+        await flock.beat(canary, configError=error)
+        rollout = await flock.rollout()
+        assert token not in rollout["reason"]
+        assert len(rollout["failedAgents"][0]["failure"]) <= 500
