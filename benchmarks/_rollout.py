@@ -9,9 +9,10 @@ After the immediate change of the normal run, the same fleet gets the group's po
    the server's latency per endpoint meanwhile;
 2. a *bad* change: an agent holding it reports ``health: degraded`` (a sink failing) from its
    next heartbeat on. Measured: from that failing heartbeat to the rollout's ``halted`` (the
-   generator watches the admin API every 0.1 s), from the halt until every agent that got the
-   bad version holds ``from`` again, and how many agents the rollout never admitted ever
-   received the bad etag (must be 0), plus the latency per endpoint.
+   generator watches the rollout's state every 0.1 s in the server's database, read-only: doing
+   it through the admin API would cost the server what is measured), from the halt until every
+   agent that got the bad version holds ``from`` again, and how many agents the rollout never
+   admitted ever received the bad etag (must be 0), plus the latency per endpoint.
 
 The simulated agents behave as the real one does: they poll ``since``/``If-None-Match`` every
 poll interval, heartbeat every heartbeat interval, poll at once when a heartbeat answer is ahead
@@ -28,7 +29,7 @@ from typing import Any
 
 from benchmarks._server import BenchServer, percentile
 
-POLL_RESOLUTION = 0.1  # seconds between the generator's looks at a rollout that may halt
+POLL_RESOLUTION = 0.1  # seconds between the generator's looks at the rollout's state
 
 
 class Watch:
@@ -75,20 +76,34 @@ async def _admin(pool: Any, server: BenchServer, method: str, path: str, body: A
     return json.loads(answer.body)["data"] if answer.body else None
 
 
+def _state(server: BenchServer, slug: str) -> str:
+    """The group's latest rollout state, read from the server's database: watching it through
+    the admin API ten times a second would cost the server what is being measured."""
+    conn = sqlite3.connect(f"file:{server.db}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute(
+            "SELECT r.state FROM rollouts r JOIN agent_groups g ON g.id = r.group_id"
+            " WHERE g.slug = ? AND r.kind = 'config' ORDER BY r.created_at DESC LIMIT 1",
+            (slug,),
+        ).fetchone()
+    finally:
+        conn.close()
+    return "" if row is None else str(row[0])
+
+
 async def _wait_state(
     pool: Any,
     server: BenchServer,
     slug: str,
     states: tuple[str, ...],
     timeout: float,
-    every: float = POLL_RESOLUTION,
 ) -> tuple[dict[str, Any], float]:
+    """Wait for one of ``states``; then the rollout as the admin API shows it, and when."""
     deadline = time.monotonic() + timeout
-    while True:
-        rollout = await _admin(pool, server, "GET", f"/groups/{slug}/rollout")
-        if rollout["state"] in states or time.monotonic() > deadline:
-            return rollout, time.monotonic()
-        await asyncio.sleep(every)
+    while _state(server, slug) not in states and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_RESOLUTION)
+    seen = time.monotonic()
+    return await _admin(pool, server, "GET", f"/groups/{slug}/rollout"), seen
 
 
 def _seconds(stamp: str | None, t0_wall: float) -> float | None:

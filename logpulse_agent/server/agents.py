@@ -173,6 +173,7 @@ def move(conn: sqlite3.Connection, agent_id: str, group_ref: str, now: float) ->
             " config_reset_pending = 1 WHERE id = ?",
             (group["id"], agent_id),
         )
+        rollouts.agent_left(conn, agent_id)
     return get(conn, agent_id)
 
 
@@ -184,6 +185,7 @@ def revoke(conn: sqlite3.Connection, agent_id: str, now: float) -> sqlite3.Row:
         (now, agent_id),
     )
     actions.cancel_pending_for(conn, agent_id, now)
+    rollouts.agent_left(conn, agent_id)
     return get(conn, agent_id)
 
 

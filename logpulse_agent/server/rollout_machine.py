@@ -32,7 +32,6 @@ target, confirmed its etag (config), and has been healthy for ``soakSeconds``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -87,6 +86,7 @@ class Progress:
 
     admitted_at: float
     live_at_admission: bool
+    heard: bool = False  # a heartbeat came after its admission
     was_healthy: bool = False
     reached_at: float | None = None
     etag_confirmed: bool = True  # config rollouts start at False: the poll confirms it
@@ -98,10 +98,10 @@ class Progress:
     def failed(self) -> bool:
         return self.failure is not None
 
-    def absent(self, last_heartbeat_at: float | None) -> bool:
+    @property
+    def absent(self) -> bool:
         """Silent since before its admission and not heard from since."""
-        heard = last_heartbeat_at is not None and last_heartbeat_at > self.admitted_at
-        return not self.live_at_admission and not heard
+        return not self.live_at_admission and not self.heard
 
     def soaked(self, now: float, soak_seconds: float) -> bool:
         return (
@@ -121,6 +121,7 @@ def observe(progress: Progress, report: Report) -> Progress:
     """``progress`` after one heartbeat; a failed agent stays as it is."""
     if progress.failed:
         return progress
+    progress = replace(progress, heard=True)
     if report.target_error is not None:
         return _fail(progress, report.at, report.target_error)
     health = report.health
@@ -155,7 +156,7 @@ def overdue(
     ``upgrading``: its upgrade action is running, so silence is expected (the action's
     deadline bounds it). ``upgrade``: an upgraded agent must be healthy within the soak.
     """
-    if progress.failed or progress.absent(last_heartbeat_at):
+    if progress.failed or progress.absent:
         return progress
     limit = SILENT_INTERVALS * heartbeat_interval
     quiet_since = max(last_heartbeat_at or 0.0, progress.admitted_at)
@@ -231,19 +232,15 @@ def command(state: str, verb: str) -> str:
     raise CommandRefused(f"the rollout is already {state}")
 
 
-def admission_order(seed: str, candidates: Iterable[tuple[str, bool]]) -> list[str]:
-    """Agent ids in the order phases admit them: live agents first, then a stable shuffle.
+def admission_order(candidates: Iterable[tuple[str, bool]]) -> list[str]:
+    """Agent ids in the order phases admit them: live agents first, then by agent id.
 
-    ``candidates`` are ``(agent_id, live)``. The shuffle is SHA-256 of ``seed`` and the id, so
-    the order survives restarts; a group's config rollouts use the group id as the seed, so a
-    change that replaces a rollout reaches the agents of the replaced one first.
+    ``candidates`` are ``(agent_id, live)``. Agent ids are random (UUID4 hex), so their order
+    is a shuffle that needs no state and survives restarts, and a change that replaces a rollout
+    reaches the agents of the replaced one first. :func:`rollout_store.admit` does the same
+    ordering in SQL (a test checks they agree).
     """
-
-    def key(item: tuple[str, bool]) -> tuple[bool, str]:
-        agent_id, live = item
-        return (not live, hashlib.sha256(f"{seed}:{agent_id}".encode()).hexdigest())
-
-    return [agent_id for agent_id, _ in sorted(candidates, key=key)]
+    return [agent_id for agent_id, _ in sorted(candidates, key=lambda c: (not c[1], c[0]))]
 
 
 def halt_reason(

@@ -15,12 +15,7 @@ from typing import Any
 
 from logpulse_agent.server import audit
 from logpulse_agent.server.errors import NotFound
-from logpulse_agent.server.rollout_machine import (
-    OPEN_STATES,
-    Progress,
-    admission_order,
-    cumulative_target,
-)
+from logpulse_agent.server.rollout_machine import OPEN_STATES, Progress, cumulative_target
 from logpulse_agent.server.rollout_policy import Phase
 from logpulse_agent.server.store import new_id
 
@@ -218,6 +213,7 @@ def progress_of(row: sqlite3.Row) -> Progress:
     return Progress(
         admitted_at=row["admitted_at"],
         live_at_admission=bool(row["live_at_admission"]),
+        heard=bool(row["heard"]),
         was_healthy=bool(row["was_healthy"]),
         reached_at=row["reached_at"],
         etag_confirmed=bool(row["etag_confirmed"]),
@@ -231,9 +227,10 @@ def save_progress(
     conn: sqlite3.Connection, rollout_id: str, agent_id: str, progress: Progress
 ) -> None:
     conn.execute(
-        "UPDATE rollout_agents SET was_healthy = ?, reached_at = ?, etag_confirmed = ?,"
+        "UPDATE rollout_agents SET heard = ?, was_healthy = ?, reached_at = ?, etag_confirmed = ?,"
         " healthy_since = ?, failed_at = ?, failure = ? WHERE rollout_id = ? AND agent_id = ?",
         (
+            int(progress.heard),
             int(progress.was_healthy),
             progress.reached_at,
             int(progress.etag_confirmed),
@@ -246,83 +243,81 @@ def save_progress(
     )
 
 
-def members_clause(rollout: Rollout) -> tuple[str, list[Any]]:
-    """SQL condition on ``r`` (agent_registrations) for agents that still count: not revoked,
-    and for a config rollout still in its group."""
+def population(conn: sqlite3.Connection, rollout: Rollout) -> int:
+    """How many agents the rollout is about right now: the group's agents not revoked (config),
+    or its members still enrolled (upgrade)."""
     if rollout.kind == "config":
-        return "r.revoked_at IS NULL AND r.group_id = ?", [rollout.group_id]
-    return "r.revoked_at IS NULL", []
+        sql = "SELECT COUNT(*) FROM agent_registrations WHERE group_id = ? AND revoked_at IS NULL"
+        return int(conn.execute(sql, (rollout.group_id,)).fetchone()[0])
+    sql = "SELECT COUNT(*) FROM rollout_agents WHERE rollout_id = ? AND gone = 0"
+    return int(conn.execute(sql, (rollout.id,)).fetchone()[0])
 
 
-def candidates(conn: sqlite3.Connection, rollout: Rollout) -> tuple[int, int, list[sqlite3.Row]]:
-    """``(total, admitted, not yet admitted)`` of the rollout's population right now."""
-    clause, params = members_clause(rollout)
-    if rollout.kind == "config":
-        rows = conn.execute(
-            "SELECT r.id, r.last_heartbeat_at, r.health_state, a.admitted_at"  # noqa: S608
-            " FROM agent_registrations r LEFT JOIN rollout_agents a"
-            " ON a.rollout_id = ? AND a.agent_id = r.id"
-            f" WHERE {clause}",
-            (rollout.id, *params),
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            "SELECT r.id, r.last_heartbeat_at, r.health_state, a.admitted_at"  # noqa: S608
-            " FROM rollout_agents a JOIN agent_registrations r ON r.id = a.agent_id"
-            f" WHERE a.rollout_id = ? AND {clause}",
-            (rollout.id, *params),
-        ).fetchall()
-    waiting = [row for row in rows if row["admitted_at"] is None]
-    return len(rows), len(rows) - len(waiting), waiting
+def admitted_count(conn: sqlite3.Connection, rollout: Rollout) -> int:
+    sql = (
+        "SELECT COUNT(*) FROM rollout_agents"
+        " WHERE rollout_id = ? AND admitted_at IS NOT NULL AND gone = 0"
+    )
+    return int(conn.execute(sql, (rollout.id,)).fetchone()[0])
 
 
 def waiting_count(conn: sqlite3.Connection, rollout: Rollout) -> int:
-    """How many agents of the population are not admitted yet (a count, no rows loaded)."""
-    clause, params = members_clause(rollout)
-    if rollout.kind == "config":
-        sql = (
-            "SELECT COUNT(*) FROM agent_registrations r"  # noqa: S608 (fixed clauses)
-            f" WHERE {clause} AND NOT EXISTS (SELECT 1 FROM rollout_agents a"
-            " WHERE a.rollout_id = ? AND a.agent_id = r.id)"
-        )
-        return int(conn.execute(sql, (*params, rollout.id)).fetchone()[0])
-    sql = (
-        "SELECT COUNT(*) FROM rollout_agents a JOIN agent_registrations r"  # noqa: S608
-        f" ON r.id = a.agent_id WHERE a.rollout_id = ? AND a.admitted_at IS NULL AND {clause}"
-    )
-    return int(conn.execute(sql, (rollout.id, *params)).fetchone()[0])
+    """How many agents are not admitted yet."""
+    return max(0, population(conn, rollout) - admitted_count(conn, rollout))
+
+
+# Candidates in admission order (rollout_machine.admission_order, in SQL so that a phase of
+# 10,000 agents is chosen without loading them): live first, then by agent id.
+_LIVE = "COALESCE(r.last_heartbeat_at >= :live_after, 0)"
+_ADMIT_CONFIG = f"""
+    INSERT INTO rollout_agents (rollout_id, agent_id, phase, admitted_at, live_at_admission,
+                                was_healthy, etag_confirmed)
+    SELECT :rollout, r.id, :phase, :now, {_LIVE}, COALESCE(r.health_state = 'healthy', 0), 0
+      FROM agent_registrations r
+     WHERE r.group_id = :group AND r.revoked_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM rollout_agents a
+                        WHERE a.rollout_id = :rollout AND a.agent_id = r.id)
+     ORDER BY {_LIVE} DESC, r.id LIMIT :need
+"""  # noqa: S608 (fixed fragments)
+_ADMIT_UPGRADE = f"""
+    UPDATE rollout_agents SET phase = :phase, admitted_at = :now,
+           live_at_admission = (SELECT {_LIVE} FROM agent_registrations r
+                                 WHERE r.id = rollout_agents.agent_id),
+           was_healthy = (SELECT COALESCE(r.health_state = 'healthy', 0)
+                            FROM agent_registrations r WHERE r.id = rollout_agents.agent_id)
+     WHERE rollout_id = :rollout AND agent_id IN (
+           SELECT a.agent_id FROM rollout_agents a JOIN agent_registrations r ON r.id = a.agent_id
+            WHERE a.rollout_id = :rollout AND a.admitted_at IS NULL AND a.gone = 0
+              AND r.revoked_at IS NULL
+            ORDER BY {_LIVE} DESC, a.agent_id LIMIT :need)
+"""  # noqa: S608
 
 
 def admit(
     conn: sqlite3.Connection, rollout: Rollout, phase: int, now: float, live_after: float
 ) -> list[str]:
     """Admit phase ``phase``: top the admitted agents up to its cumulative target, live ones
-    (a heartbeat after ``live_after``) first. Returns the ids admitted now."""
-    total, admitted, waiting = candidates(conn, rollout)
-    need = cumulative_target(rollout.phases, phase, total) - admitted
-    live = {
-        row["id"]: row["last_heartbeat_at"] is not None and row["last_heartbeat_at"] >= live_after
-        for row in waiting
+    (a heartbeat at ``live_after`` or later) first. Returns the ids admitted now."""
+    total = population(conn, rollout)
+    admitted = admitted_count(conn, rollout)
+    need = max(0, cumulative_target(rollout.phases, phase, total) - admitted)
+    params = {
+        "rollout": rollout.id,
+        "group": rollout.group_id,
+        "phase": phase,
+        "now": now,
+        "live_after": live_after,
+        "need": need,
     }
-    seed = rollout.group_id if rollout.kind == "config" and rollout.group_id else rollout.id
-    chosen = admission_order(seed, live.items())[: max(0, need)]
-    healthy = {row["id"] for row in waiting if row["health_state"] == "healthy"}
-    values = [
-        (phase, now, int(live[agent_id]), int(agent_id in healthy), rollout.id, agent_id)
-        for agent_id in chosen
+    conn.execute(_ADMIT_CONFIG if rollout.kind == "config" else _ADMIT_UPGRADE, params)
+    chosen = [
+        row[0]
+        for row in conn.execute(
+            "SELECT agent_id FROM rollout_agents WHERE rollout_id = ? AND phase = ?"
+            " AND admitted_at = ? ORDER BY agent_id",
+            (rollout.id, phase, now),
+        )
     ]
-    if rollout.kind == "config":
-        conn.executemany(
-            "INSERT INTO rollout_agents (phase, admitted_at, live_at_admission, was_healthy,"
-            " rollout_id, agent_id, etag_confirmed) VALUES (?, ?, ?, ?, ?, ?, 0)",
-            values,
-        )
-    else:
-        conn.executemany(
-            "UPDATE rollout_agents SET phase = ?, admitted_at = ?, live_at_admission = ?,"
-            " was_healthy = ? WHERE rollout_id = ? AND agent_id = ?",
-            values,
-        )
     conn.execute(
         "UPDATE rollouts SET phase = ?, phase_started_at = ?, updated_at = ? WHERE id = ?",
         (phase, now, now, rollout.id),
@@ -338,6 +333,13 @@ def admit(
         actor=None if phase == 0 else audit.SERVER,
     )
     return chosen
+
+
+def agent_left(conn: sqlite3.Connection, agent_id: str) -> None:
+    """The agent was revoked or moved to another group: its open rollouts stop counting it."""
+    conn.execute(
+        "UPDATE rollout_agents SET gone = 1 WHERE agent_id = ? AND active = 1", (agent_id,)
+    )
 
 
 def hostname_label(conn: sqlite3.Connection, agent_id: str) -> str:

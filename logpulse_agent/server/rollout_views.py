@@ -20,42 +20,45 @@ from logpulse_agent.server.rollout_store import Rollout
 FAILED_SHOWN = 20
 
 
-def counts(conn: sqlite3.Connection, rollout: Rollout) -> dict[str, int]:
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(reached_at IS NOT NULL AND etag_confirmed), 0),"
-        " COALESCE(SUM(failure IS NULL AND healthy_since IS NOT NULL), 0),"
-        " COALESCE(SUM(failure IS NOT NULL), 0)"
-        " FROM rollout_agents WHERE rollout_id = ? AND admitted_at IS NOT NULL",
-        (rollout.id,),
-    ).fetchone()
-    waiting = rollout_store.waiting_count(conn, rollout) if rollout.open else 0
+def _per_phase(conn: sqlite3.Connection, rollout: Rollout) -> dict[int, tuple[int, ...]]:
+    """Phase -> (admitted, applied, healthy, failed) of its agents still counted: one pass."""
     return {
-        "admitted": row[0],
-        "applied": row[1],
-        "healthy": row[2],
-        "failed": row[3],
+        row[0]: tuple(row[1:])
+        for row in conn.execute(
+            "SELECT phase, COUNT(*), COALESCE(SUM(reached_at IS NOT NULL AND etag_confirmed), 0),"
+            " COALESCE(SUM(failure IS NULL AND healthy_since IS NOT NULL), 0),"
+            " COALESCE(SUM(failure IS NOT NULL), 0) FROM rollout_agents"
+            " WHERE rollout_id = ? AND admitted_at IS NOT NULL AND gone = 0 GROUP BY phase",
+            (rollout.id,),
+        )
+    }
+
+
+def counts(
+    conn: sqlite3.Connection, rollout: Rollout, per_phase: dict[int, tuple[int, ...]] | None = None
+) -> dict[str, int]:
+    per_phase = _per_phase(conn, rollout) if per_phase is None else per_phase
+    admitted, applied, healthy, failed = (sum(v[i] for v in per_phase.values()) for i in range(4))
+    waiting = max(0, rollout_store.population(conn, rollout) - admitted) if rollout.open else 0
+    return {
+        "admitted": admitted,
+        "applied": applied,
+        "healthy": healthy,
+        "failed": failed,
         "waiting": waiting,
     }
 
 
 def phase_results(
-    conn: sqlite3.Connection, rollout: Rollout, events: list[sqlite3.Row]
+    rollout: Rollout, events: list[sqlite3.Row], per_phase: dict[int, tuple[int, ...]]
 ) -> list[dict[str, Any]]:
     """One entry per phase: when it started and passed, who it admitted, how it ended."""
-    per_phase = {
-        row[0]: (row[1], row[2])
-        for row in conn.execute(
-            "SELECT phase, COUNT(*), COALESCE(SUM(failure IS NOT NULL), 0) FROM rollout_agents"
-            " WHERE rollout_id = ? AND admitted_at IS NOT NULL GROUP BY phase",
-            (rollout.id,),
-        )
-    }
     started = {e["phase"]: e["at"] for e in events if e["kind"] == "phase_started"}
     passed = {e["phase"]: e["at"] for e in events if e["kind"] == "phase_passed"}
     results = []
     total = 0
     for index, phase in enumerate(rollout.phases):
-        admitted, failed = per_phase.get(index, (0, 0))
+        admitted, _, _, failed = per_phase.get(index, (0, 0, 0, 0))
         total += admitted
         if index in passed:
             result = "passed"
@@ -86,6 +89,7 @@ def view(conn: sqlite3.Connection, rollout: Rollout, *, detail: bool = True) -> 
             "SELECT slug FROM agent_groups WHERE id = ?", (rollout.group_id,)
         ).fetchone()
     events = rollout_store.events(conn, rollout.id)
+    per_phase = _per_phase(conn, rollout)
     data: dict[str, Any] = {
         "id": rollout.id,
         "kind": rollout.kind,
@@ -99,9 +103,9 @@ def view(conn: sqlite3.Connection, rollout: Rollout, *, detail: bool = True) -> 
         "phases": list(rollout.phases),
         "soakSeconds": _number(rollout.soak_seconds),
         "maxFailures": rollout.max_failures,
-        "counts": counts(conn, rollout),
+        "counts": counts(conn, rollout, per_phase),
         "reason": rollout.reason,
-        "phaseResults": phase_results(conn, rollout, events),
+        "phaseResults": phase_results(rollout, events, per_phase),
         "startedBy": rollout.started_by,
         "startedAt": isotime(rollout.created_at),
         "phaseStartedAt": isotime(rollout.phase_started_at),

@@ -76,6 +76,11 @@ def serving(row: Mapping[str, Any]) -> tuple[int, bool, str | None]:
     return current, False, None if member else row["admitting_rollout_id"]
 
 
+def agent_left(conn: sqlite3.Connection, agent_id: str) -> None:
+    """From ``agents.move``/``agents.revoke``: the agent no longer counts in open rollouts."""
+    rollout_store.agent_left(conn, agent_id)
+
+
 def confirm_etag(conn: sqlite3.Connection, rollout_id: str, agent_id: str) -> None:
     """The agent polled with ``to``'s version and etag: it holds exactly those bytes."""
     conn.execute(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from logpulse_agent.server import rollout_policy as rp
-from logpulse_agent.server import rollout_tick
+from logpulse_agent.server import rollout_store, rollout_tick
 from logpulse_agent.server.rollout_machine import (
     CommandRefused,
     Health,
@@ -25,7 +25,6 @@ from logpulse_agent.server.rollout_machine import (
     overdue,
     settle_action,
 )
-from logpulse_agent.server.rollout_store import Rollout
 from logpulse_agent.server.store import Store
 
 HEALTHY = Health("healthy")
@@ -124,9 +123,10 @@ class TestOverdue:
     def test_an_agent_silent_before_admission_is_absent_not_failed(self) -> None:
         p = Progress(admitted_at=100.0, live_at_admission=False)
         kwargs = {"heartbeat_interval": 30.0, "soak_seconds": 30.0}
-        assert p.absent(50) and overdue(p, now=1000, last_heartbeat_at=50, **kwargs) == p
-        assert not p.absent(150)  # it spoke after admission: it counts again
-        assert overdue(p, now=1000, last_heartbeat_at=150, **kwargs).failed
+        assert p.absent and overdue(p, now=1000, last_heartbeat_at=50, **kwargs) == p
+        spoke = observe(p, Report(150, False, None, HEALTHY))
+        assert not spoke.absent  # it spoke after admission: it counts again
+        assert overdue(spoke, now=1000, last_heartbeat_at=150, **kwargs).failed
 
     def test_upgraded_but_not_healthy_within_the_soak(self) -> None:
         p = admitted(reached_at=100.0)
@@ -166,21 +166,17 @@ class TestSteps:
     def test_admission_order_is_stable_and_live_first(self) -> None:
         ids = [f"{i:032x}" for i in range(50)]
         live = {agent_id: i % 3 != 0 for i, agent_id in enumerate(ids)}
-        order = admission_order("g", live.items())
+        order = admission_order(live.items())
         shuffled = list(live.items())
         random.Random(4).shuffle(shuffled)
-        assert admission_order("g", shuffled) == order
+        assert admission_order(shuffled) == order
         first_offline = next(i for i, a in enumerate(order) if not live[a])
         assert all(live[a] for a in order[:first_offline])
         assert not any(live[a] for a in order[first_offline:])
-        assert admission_order("other", live.items()) != order
 
 
-def test_tick_tally_in_sql_agrees_with_the_machine(tmp_path: Path) -> None:
-    """The tick's aggregate (SQL) counts blocking and passed agents as Progress does."""
+def _world(tmp_path: Path, n: int, rng: random.Random) -> Store:
     store = Store(tmp_path / "s.db")
-    rng = random.Random(7)
-    now, soak = 1000.0, 30.0
     with store.write() as conn:
         conn.execute(
             "INSERT INTO agent_groups (id, name, slug, created_at, updated_at)"
@@ -189,44 +185,69 @@ def test_tick_tally_in_sql_agrees_with_the_machine(tmp_path: Path) -> None:
         conn.execute(
             "INSERT INTO rollouts (id, kind, group_id, state, policy, phase_started_at,"
             " started_by, created_at, updated_at) VALUES ('r', 'config', 'g', 'running',"
-            ' \'{"phases":["100%"],"soakSeconds":30,"maxFailures":0}\', 0, \'t\', 0, 0)'
+            ' \'{"phases":[3,"50%","100%"],"soakSeconds":30,"maxFailures":0}\', 0, \'t\', 0, 0)'
         )
+        conn.executemany(
+            "INSERT INTO agent_registrations (id, group_id, token_hash, hostname, platform,"
+            " enrolled_at, last_heartbeat_at) VALUES (?, 'g', ?, 'h', 'linux', 0, ?)",
+            [
+                (f"{rng.getrandbits(128):032x}", f"t{i}", rng.choice([None, 920.0, 990.0]))
+                for i in range(n)
+            ],
+        )
+    return store
 
-        blocking = passed = 0
-        for i in range(300):
+
+def test_tick_tally_in_sql_agrees_with_the_machine(tmp_path: Path) -> None:
+    """The tick's aggregate (SQL) counts blocking and passed agents as Progress does."""
+    rng = random.Random(7)
+    now, soak = 1000.0, 30.0
+    store = _world(tmp_path, 300, rng)
+    blocking = passed = 0
+    with store.write() as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM agent_registrations")]
+        for agent_id in ids:
             progress = Progress(
                 admitted_at=rng.choice([900.0, 950.0]),
                 live_at_admission=rng.random() < 0.7,
+                heard=rng.random() < 0.5,
                 reached_at=rng.choice([None, 960.0]),
                 etag_confirmed=rng.random() < 0.8,
                 healthy_since=rng.choice([None, 960.0, 975.0]),
                 failure=rng.choice([None, None, None, "x"]),
             )
-            last = rng.choice([None, 920.0, 990.0])
             conn.execute(
-                "INSERT INTO agent_registrations (id, group_id, token_hash, hostname, platform,"
-                " enrolled_at, last_heartbeat_at) VALUES (?, 'g', ?, 'h', 'linux', 0, ?)",
-                (f"a{i}", f"t{i}", last),
+                "INSERT INTO rollout_agents (rollout_id, agent_id, admitted_at) VALUES ('r', ?, ?)",
+                (agent_id, progress.admitted_at),
             )
+            rollout_store.save_progress(conn, "r", agent_id, progress)
             conn.execute(
-                "INSERT INTO rollout_agents (rollout_id, agent_id, admitted_at,"
-                " live_at_admission, reached_at, etag_confirmed, healthy_since, failure)"
-                " VALUES ('r', ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    f"a{i}",
-                    progress.admitted_at,
-                    int(progress.live_at_admission),
-                    progress.reached_at,
-                    int(progress.etag_confirmed),
-                    progress.healthy_since,
-                    progress.failure,
-                ),
+                "UPDATE rollout_agents SET live_at_admission = ? WHERE agent_id = ?",
+                (int(progress.live_at_admission), agent_id),
             )
-            if not progress.failed and not progress.absent(last):
+            if not progress.failed and not progress.absent:
                 blocking += 1
                 passed += progress.soaked(now, soak)
-        expected = Tally(admitted=300, blocking=blocking, passed=passed)
-        row = conn.execute("SELECT * FROM rollouts WHERE id = 'r'").fetchone()
-        assert rollout_tick.tally(conn, Rollout.from_row(row), now) == expected
+        rollout = rollout_store.get(conn, "r")
+        assert rollout_tick.tally(conn, rollout, now) == Tally(300, blocking, passed)
     assert 0 < passed < blocking < 300
+    store.close()
+
+
+def test_admission_in_sql_follows_admission_order(tmp_path: Path) -> None:
+    """Each phase admits, in SQL, the next agents of admission_order: live ones first."""
+    rng = random.Random(3)
+    store = _world(tmp_path, 40, rng)
+    with store.write() as conn:
+        rows = conn.execute("SELECT id, last_heartbeat_at FROM agent_registrations").fetchall()
+        live_after = 950.0
+        expected = admission_order(
+            (row[0], row[1] is not None and row[1] >= live_after) for row in rows
+        )
+        rollout = rollout_store.get(conn, "r")
+        got = rollout_store.admit(conn, rollout, 0, 1000.0, live_after)
+        got += rollout_store.admit(conn, rollout, 1, 1001.0, live_after)
+        assert sorted(got[:3]) == sorted(expected[:3])
+        assert sorted(got) == sorted(expected[:20])
+        assert len(got) == 20  # "50%" of 40, cumulative
     store.close()

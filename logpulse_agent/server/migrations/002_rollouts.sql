@@ -68,6 +68,8 @@ CREATE TABLE rollout_agents (
     phase             INTEGER,         -- the phase that admitted it
     admitted_at       REAL,
     live_at_admission INTEGER NOT NULL DEFAULT 0 CHECK (live_at_admission IN (0, 1)),
+    heard             INTEGER NOT NULL DEFAULT 0 CHECK (heard IN (0, 1)),  -- beat since admitted
+    gone              INTEGER NOT NULL DEFAULT 0 CHECK (gone IN (0, 1)),   -- revoked/moved away
     was_healthy       INTEGER NOT NULL DEFAULT 0 CHECK (was_healthy IN (0, 1)),
     action_id         TEXT,            -- upgrade rollouts
     reached_at        REAL,            -- applied `to` / upgraded
@@ -76,7 +78,7 @@ CREATE TABLE rollout_agents (
     failed_at         REAL,
     failure           TEXT,
     PRIMARY KEY (rollout_id, agent_id)
-);
+) WITHOUT ROWID;  -- a rollout's rows lie together: its per-second tally reads one range
 CREATE INDEX rollout_agents_active ON rollout_agents (agent_id) WHERE active = 1;
 
 -- The audit trail: started, phase admitted/passed, halted, paused, resumed, aborted, replaced,
