@@ -58,7 +58,7 @@ MAX_FAILURE = 500  # characters of an agent's failure kept
 SERVING_COLUMNS = (
     "g.held_version, CASE WHEN g.admitting_rollout_id IS NULL THEN NULL ELSE"
     " (SELECT a.etag_confirmed FROM rollout_agents a WHERE a.rollout_id = g.admitting_rollout_id"
-    " AND a.agent_id = r.id AND a.admitted_at IS NOT NULL) END AS rollout_member,"
+    " AND a.agent_id = r.id AND a.admitted_at IS NOT NULL AND a.gone = 0) END AS rollout_member,"
     " g.admitting_rollout_id"
 )
 
@@ -184,7 +184,7 @@ def set_heartbeat_interval(conn: sqlite3.Connection, seconds: float) -> None:
 _MEMBER_SQL = (
     "SELECT a.*, o.kind, o.state, o.group_id AS rollout_group, o.to_version, o.target_version,"
     " o.policy FROM rollout_agents a JOIN rollouts o ON o.id = a.rollout_id"
-    " WHERE a.agent_id = ? AND a.active = 1 AND a.admitted_at IS NOT NULL"
+    " WHERE a.agent_id = ? AND a.active = 1 AND a.admitted_at IS NOT NULL AND a.gone = 0"
 )
 
 

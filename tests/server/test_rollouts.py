@@ -306,6 +306,29 @@ class TestFailures:
         assert rollout["counts"]["failed"] == 0
 
 
+class TestMembership:
+    async def test_moved_and_revoked_agents_stop_counting(self, flock: Flock) -> None:
+        """An admitted agent moved to another group or revoked does not hold its phase back,
+        and one moved back is served `from` like any agent not admitted."""
+        await flock.start(4, {**STAGED, "phases": [3, "100%"]})
+        old = flock.hosts[0].applied
+        new = await flock.change()
+        await flock.everyone()
+        moved, revoked, stays = flock.on(new)
+        await flock.fleet.group("other")
+        await flock.fleet.data("POST", f"/agents/{moved.agent.id}/move", {"group": "other"})
+        await flock.fleet.data("POST", f"/agents/{revoked.agent.id}/revoke")
+        flock.clock.advance(31)
+        await flock.sync(stays)
+        flock.tick()
+        rollout = await flock.rollout()
+        assert rollout["phase"] == 1, rollout
+        assert rollout["counts"]["admitted"] == 2  # `stays` and the fourth, admitted now
+        await flock.fleet.data("POST", f"/agents/{moved.agent.id}/move", {"group": "web"})
+        response = await flock.fleet.config(moved.agent, 0)
+        assert response.headers["x-config-version"] == str(old)
+
+
 class TestOperator:
     async def test_pause_resume_abort_and_the_audit_trail(self, flock: Flock) -> None:
         """Pause holds the phase even after the soak, resume lets it pass, abort rolls back;
