@@ -217,7 +217,7 @@ class TestRolledBack:
         h.sync.note_served(2)
         assert h.sync.rejected is None
         assert h.store.load_rejected() is None
-        assert h.status.config_error is None
+        assert h.status.snapshot()["config"]["lastError"] is None
         assert len(h.validated) == 2
 
 
