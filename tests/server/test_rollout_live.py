@@ -42,7 +42,7 @@ class LiveHost:
         self.applied, self.etag = 0, None
         self.etags: set[str] = set()
 
-    def sync(self, url: str, **fields: Any) -> None:
+    def sync(self, url: str, *, beat_too: bool = True, **fields: Any) -> None:
         headers = dict(self.auth)
         if self.etag:
             headers["If-None-Match"] = self.etag
@@ -60,6 +60,8 @@ class LiveHost:
                 )
                 self.etags.add(self.etag)
                 headers["If-None-Match"] = self.etag
+        if not beat_too:
+            return
         hb = beat(appliedConfigVersion=self.applied, **fields)
         r = httpx.post(
             f"{url}/api/v1/agents/{self.id}/heartbeat", json=hb, headers=self.auth, timeout=10
@@ -104,8 +106,8 @@ def test_rollout_state_survives_kill_9(tmp_path: Path) -> None:
     hosts, input_id = setup(server, "web", 4)
     from_etag = hosts[0].etag
     server.data("PATCH", f"/inputs/{input_id}", {"indexOverride": "v2"})
-    for host in hosts:
-        host.sync(server.url)
+    for host in hosts:  # polls only: no healthy heartbeat yet, so no soak can end meanwhile
+        host.sync(server.url, beat_too=False)
     before = server.data("GET", "/groups/web/rollout")
     assert before["counts"]["admitted"] == 1
     server.process.kill()  # SIGKILL: no shutdown, no flush beyond what was committed
