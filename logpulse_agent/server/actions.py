@@ -53,18 +53,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def create(
-    conn: sqlite3.Connection,
-    agent_ids: Sequence[str],
-    action_type: str,
-    payload: dict[str, Any],
-    deadline_seconds: int,
-    now: float,
-) -> list[sqlite3.Row]:
-    """One action per agent, all or nothing: unknown agents → 404, revoked ones → 409.
-
-    The actions share one new ``batch_id``, whose progress :func:`batch_counts` adds up.
-    """
+def check_agents(conn: sqlite3.Connection, agent_ids: Sequence[str]) -> None:
+    """:class:`NotFound` if an agent id is unknown, :class:`Conflict` if one is revoked."""
     rows = []
     for start in range(0, len(agent_ids), 500):
         chunk = list(agent_ids[start : start + 500])
@@ -80,6 +70,21 @@ def create(
     revoked = [agent_id for agent_id in agent_ids if known[agent_id]["revoked_at"] is not None]
     if revoked:
         raise Conflict(f"agent {', '.join(repr(r) for r in revoked[:5])} is revoked")
+
+
+def create(
+    conn: sqlite3.Connection,
+    agent_ids: Sequence[str],
+    action_type: str,
+    payload: dict[str, Any],
+    deadline_seconds: int,
+    now: float,
+) -> list[sqlite3.Row]:
+    """One action per agent, all or nothing: unknown agents → 404, revoked ones → 409.
+
+    The actions share one new ``batch_id``, whose progress :func:`batch_counts` adds up.
+    """
+    check_agents(conn, agent_ids)
     ids = [new_id() for _ in agent_ids]
     batch_id = new_id()
     conn.executemany(

@@ -93,7 +93,7 @@ class TestPagingPlan:
         self, app: Starlette, clock: FakeClock, in_group: bool
     ) -> None:
         """The query ``agents.list_agents`` runs walks a covering hostname index of migration
-        002 (so OFFSET skips index entries): why deep pages of 10,000 agents stay cheap."""
+        003 (so OFFSET skips index entries): why deep pages of 10,000 agents stay cheap."""
         statements: list[str] = []
         with app.state.ctx.store.read() as conn:
             group = "0" * 32 if in_group else None

@@ -32,8 +32,8 @@ def dump(app: Starlette) -> dict[str, list[tuple[Any, ...]]]:
         tables = [
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         ]
-        return {
-            table: [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+        return {  # sorted in Python: some tables are WITHOUT ROWID
+            table: sorted((tuple(row) for row in conn.execute(f"SELECT * FROM {table}")), key=repr)
             for table in tables
         }
 
