@@ -40,14 +40,21 @@ def dump(app: Starlette) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 async def world(fleet: Fleet) -> dict[str, str]:
-    """One of everything a form can change: group, input, agent, pending action, token."""
+    """One of everything a form can change: group, input, agent, pending action, token, a
+    running staged rollout."""
     group = await fleet.group("web", DEMO)
     await fleet.group("db")
     agent = await fleet.enrol(group["id"])
     (action,) = await fleet.upgrade(agent)
     (item,) = await fleet.data("GET", f"/groups/{group['id']}/inputs")
     token = await fleet.data("POST", "/enrolment-tokens", {"group": "web"})
+    staged = {"strategy": "staged", "phases": [1, "100%"], "soakSeconds": 60, "maxFailures": 0}
+    await fleet.data("PATCH", "/groups/web", {"rollout": staged})
+    await fleet.data("POST", "/groups/web/inputs", {**DEMO, "name": "second"})
+    rollout = await fleet.data("GET", "/groups/web/rollout")
     return {
+        "rollout_id": rollout["id"],
+        "verb": "pause",
         "group": "web",
         "agent_id": agent.id,
         "action_id": action["id"],
@@ -92,6 +99,7 @@ class TestEveryForm:
                 "/ui/tokens/{token_id}/revoke",
                 "/ui/upgrade/review",
                 "/ui/upgrade",
+                "/ui/rollouts/{rollout_id}/{verb}",
             ]
         )
 

@@ -9,6 +9,7 @@ import pytest
 from starlette.requests import Request
 
 from logpulse_agent.server.errors import BadRequest, Unprocessable
+from logpulse_agent.server.ui.diff import counts, unified
 from logpulse_agent.server.ui.forms import same_origin
 from logpulse_agent.server.ui.input_form import input_body, options_text, parse_options
 from logpulse_agent.server.ui.query import AgentQuery
@@ -168,3 +169,12 @@ def test_install_commands_quote_what_the_shell_would_read() -> None:
     commands = install_commands("http://h:1/$(id)", "EBT_x")
     assert "LOGPULSE_API_URL='http://h:1/$(id)'" in commands["install"]
     assert commands["enrol"].endswith("--token EBT_x")
+
+
+def test_a_diff_marks_added_removed_and_context_lines() -> None:
+    lines = unified("a: 1\nb: 2\n", "a: 1\nb: 3\n", "v1", "v2")
+    kinds = [(line.kind, line.text) for line in lines]
+    assert kinds[:3] == [("file", "--- v1"), ("file", "+++ v2"), ("hunk", "@@ -1,2 +1,2 @@")]
+    assert kinds[3:] == [("context", " a: 1"), ("remove", "-b: 2"), ("add", "+b: 3")]
+    assert counts(lines) == (1, 1)
+    assert unified("same\n", "same\n", "v1", "v2") == []

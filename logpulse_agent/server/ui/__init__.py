@@ -10,6 +10,7 @@ changes the fleet through the same domain functions as the admin API.
     groups_pages   groups, a group's inputs, YAML preview and tokens
     inputs_pages   add / edit / enable / disable / delete an input
     tokens_pages   mint (shown once, with the install one-liner) and revoke tokens
+    rollouts_pages staged rollouts: phases, counts, pause / resume / abort; version diffs
     upgrades_pages bulk upgrade: review the resolved count, confirm, aggregate progress
 """
 
@@ -28,6 +29,7 @@ from logpulse_agent.server.ui import (
     auth,
     groups_pages,
     inputs_pages,
+    rollouts_pages,
     tokens_pages,
     upgrades_pages,
 )
@@ -63,6 +65,7 @@ def mount() -> Mount:
         *groups_pages.routes,
         *inputs_pages.routes,
         *tokens_pages.routes,
+        *rollouts_pages.routes,
         *upgrades_pages.routes,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/{rest:path}", not_found),

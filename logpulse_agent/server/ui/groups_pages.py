@@ -13,7 +13,15 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import agent_filters, enrolment, groups, inputs
+from logpulse_agent.server import (
+    agent_filters,
+    config_versions,
+    enrolment,
+    groups,
+    inputs,
+    rollout_store,
+    rollout_views,
+)
 from logpulse_agent.server.admin_routes import PLATFORMS
 from logpulse_agent.server.errors import ApiError, BadRequest
 from logpulse_agent.server.render import routing_for
@@ -86,11 +94,17 @@ def input_row(item: dict[str, Any], row: Any) -> dict[str, Any]:
     }
 
 
-def group_page_response(ui: UiRequest, ref: str, status: int = 200, **extra: Any) -> Response:
-    """The group page; ``extra`` carries a refused form's error and values back into it."""
+def platform_param(ui: UiRequest) -> str:
+    """The ``platform`` query parameter (default ``linux``); 400 for another value."""
     platform = ui.request.query_params.get("platform", "linux")
     if platform not in PLATFORMS:
         raise BadRequest(f"platform must be one of {', '.join(PLATFORMS)}, got {platform[:20]!r}")
+    return platform
+
+
+def group_page_response(ui: UiRequest, ref: str, status: int = 200, **extra: Any) -> Response:
+    """The group page; ``extra`` carries a refused form's error and values back into it."""
+    platform = platform_param(ui)
     now = ui.now
     with ui.ctx.store.read() as conn:
         group = groups.get(conn, ref)
@@ -99,6 +113,9 @@ def group_page_response(ui: UiRequest, ref: str, status: int = 200, **extra: Any
         tokens = enrolment.list_tokens(conn, group["id"])
         which = agent_filters.AgentFilter(now, ui.ctx.offline_threshold, group["id"])
         counts = agent_filters.status_counts(conn, which)
+        latest = rollout_store.latest_config(conn, group["id"])
+        rollout = None if latest is None else rollout_views.view(conn, latest, detail=False)
+        versions = config_versions.versions(conn, group["id"])
     values: dict[str, Any] = {
         "group": groups.to_json(group),
         "inputs": [input_row(inputs.to_json(row), row) for row in rows],
@@ -109,6 +126,8 @@ def group_page_response(ui: UiRequest, ref: str, status: int = 200, **extra: Any
         "preview_etag": rendered.etag,
         "tokens": [enrolment.to_json(row, now) for row in tokens],
         "counts": counts,
+        "rollout": rollout,
+        "versions": versions,
         "notice": NOTICES.get(ui.request.query_params.get("done", "")),
         "add_error": None,
         "add_values": NEW_INPUT,
