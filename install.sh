@@ -14,7 +14,7 @@
 # systemd units. Then: an enrolled host is restarted (the upgrade path); with LOGPULSE_API_URL and
 # LOGPULSE_ENROL_TOKEN the host is enrolled and the agent started; otherwise it prints how to
 # enrol. Re-running it is harmless. Any failure before the system is touched (not root, no
-# curl/wget, unsupported architecture, HTTP error, checksum mismatch, broken bundle) prints one
+# curl, unsupported architecture, HTTP error, checksum mismatch, broken bundle) prints one
 # line and exits non-zero with the system exactly as it was. A new release that does not start
 # under systemd is rolled back to the one it replaced.
 #
@@ -160,12 +160,9 @@ case ${LOGPULSE_ARCH:-$(uname -m)} in
     *) fail "unsupported architecture '${LOGPULSE_ARCH:-$(uname -m)}': releases exist for x86_64 (amd64) and aarch64 (arm64)" ;;
 esac
 
-if command -v curl >/dev/null 2>&1; then
-    DOWNLOADER=curl
-elif command -v wget >/dev/null 2>&1; then
-    DOWNLOADER=wget
-else
-    fail "neither curl nor wget is installed; install one of them and run the installer again"
+# curl only: wget cannot be held to https on redirects, nor to a maximum size.
+if ! command -v curl >/dev/null 2>&1; then
+    fail "curl is required (wget is not used: it follows redirects from https to http); install curl and run the installer again"
 fi
 
 if command -v sha256sum >/dev/null 2>&1; then
@@ -211,21 +208,14 @@ download() {
         https://*) proto='=https' ;;
         *) proto='=http,https' ;;
     esac
-    if [ "$DOWNLOADER" = curl ]; then
-        if ! code=$(curl -sSL --proto "$proto" --proto-redir "$proto" --connect-timeout 20 \
-            --retry 2 -o "$2" -w '%{http_code}' "$1" 2>"$TMP/download.err"); then
-            fail "cannot download $1: $(head -n 1 "$TMP/download.err")"
-        fi
-        case $code in
-            2??) ;;
-            *) fail "cannot download $1: HTTP $code" ;;
-        esac
-    else
-        if ! wget -q -S -T 20 -O "$2" "$1" 2>"$TMP/download.err"; then
-            status=$(grep -o 'HTTP/[0-9.]* [0-9][0-9][0-9]' "$TMP/download.err" | tail -n 1)
-            fail "cannot download $1: ${status:-$(tail -n 1 "$TMP/download.err")}"
-        fi
+    if ! code=$(curl -sSL --proto "$proto" --proto-redir "$proto" --connect-timeout 20 \
+        --retry 2 -o "$2" -w '%{http_code}' "$1" 2>"$TMP/download.err"); then
+        fail "cannot download $1: $(head -n 1 "$TMP/download.err")"
     fi
+    case $code in
+        2??) ;;
+        *) fail "cannot download $1: HTTP $code" ;;
+    esac
 }
 
 if [ "$VERSION" = latest ]; then
