@@ -34,6 +34,9 @@
 #                           enrol (as the logpulse user) and start the agent
 #   LOGPULSE_ALLOW_INSECURE_HTTP=1
 #                           allow plain http:// downloads from a non-loopback host (unsafe)
+#
+# /opt/logpulse-agent/install.env keeps where upgrades come from; the installer rewrites its
+# own three lines there on every run and keeps every other line (the operator's settings).
 
 # The whole script is one brace group, closed on its last line: the shell parses all of it before
 # running any of it, so a download cut off mid-way (curl | sh) is a syntax error, not half an
@@ -432,13 +435,24 @@ fi
 # agent-token is the agent's own file (it writes it 0600); root never touches it by name.
 
 # Where remote upgrades fetch the installer and releases from. Root's file, read only by the
-# root upgrade service: the agent can ask for a version, never for a source.
-cat >"$TMP/install.env" <<EOF
+# root upgrade service: the agent can ask for a version, never for a source. The installer owns
+# its header and three lines; every other line is the operator's and is kept as it is.
+cat >"$TMP/install.env.head" <<'EOF'
 # Written by the logpulse-agent installer; read by logpulse-agent-upgrade.service.
-LOGPULSE_INSTALL_URL=$INSTALL_URL
-LOGPULSE_DOWNLOAD_BASE=$BASE
-LOGPULSE_ALLOW_INSECURE_HTTP=$ALLOW_HTTP
+# Each run rewrites these lines and the three below; every other line is yours and is kept,
+# e.g. LOGPULSE_UPGRADE_PROBATION=600, LOGPULSE_UPGRADE_PROBATION_RESTARTS=5,
+# LOGPULSE_ALLOW_DOWNGRADE=1, HTTPS_PROXY=... (see the README, "Upgrade").
 EOF
+{
+    cat "$TMP/install.env.head"
+    printf 'LOGPULSE_INSTALL_URL=%s\nLOGPULSE_DOWNLOAD_BASE=%s\nLOGPULSE_ALLOW_INSECURE_HTTP=%s\n' \
+        "$INSTALL_URL" "$BASE" "$ALLOW_HTTP"
+    if [ -f "$OPT/install.env" ]; then
+        grep -vxF -f "$TMP/install.env.head" "$OPT/install.env" \
+            | grep -vE '^[[:space:]]*LOGPULSE_(INSTALL_URL|DOWNLOAD_BASE|ALLOW_INSECURE_HTTP)=' \
+            || true
+    fi
+} >"$TMP/install.env"
 atomic_copy "$TMP/install.env" "$OPT/install.env" 0644
 
 # systemd units, from the release (they belong to the agent version that needs them).

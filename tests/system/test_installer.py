@@ -263,6 +263,32 @@ class TestUpgradeAndRerun:
         if name != "agent-token":  # the agent's own file is not even looked at
             assert f"{name} is not a root-owned regular file with one link" in done.stderr
 
+    def test_operator_lines_in_install_env_survive_every_upgrade(
+        self, root: Path, releases: Releases
+    ) -> None:
+        """The installer rewrites its own three lines of install.env and keeps the operator's
+        (here: downgrades allowed, a proxy and a comment) through two
+        upgrades, in place, once each; its header is not repeated."""
+        ok(install(root, releases, version="0.1.0"))
+        env = root / OPT / "install.env"
+        operator = [
+            "# ours: staging hosts may go back",
+            "LOGPULSE_ALLOW_DOWNGRADE=1",
+            "HTTPS_PROXY=http://proxy.example:3128",
+        ]
+        env.write_text(env.read_text() + "\n".join(operator) + "\n")
+        mirror = f"{releases.server.url}/releases/"  # another spelling of the same base
+        ok(install(root, releases, version="0.3.0-rc.1", env={"LOGPULSE_DOWNLOAD_BASE": mirror}))
+        ok(install(root, releases, version="0.2.0"))
+        lines = env.read_text().splitlines()
+        for line in operator:
+            assert lines.count(line) == 1, lines
+        assert lines.count(f"LOGPULSE_DOWNLOAD_BASE={releases.base}") == 1, lines
+        assert sum(line.startswith("LOGPULSE_DOWNLOAD_BASE=") for line in lines) == 1
+        header = "# Written by the logpulse-agent installer"
+        assert sum(line.startswith(header) for line in lines) == 1
+        assert mode_of(env) == (0o644, 0, 0)
+
     def test_rerunning_keeps_operator_settings_and_repairs_modes(
         self, root: Path, releases: Releases
     ) -> None:
