@@ -27,6 +27,8 @@ UNIT_NAMES = (
     "logpulse-agent.service",
     "logpulse-agent-upgrade.service",
     "logpulse-agent-upgrade.path",
+    "logpulse-agent-probation.service",
+    "logpulse-agent-probation.timer",
 )
 
 FAKE_AGENT = """#!/bin/sh

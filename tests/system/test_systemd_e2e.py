@@ -59,6 +59,9 @@ TEST_DROPIN = """\
 Environment=STANDIN_EVENTS=/var/lib/logpulse-agent/standin-events.jsonl
 """
 VECTOR_WRAPPER = '#!/bin/sh\nexec python3 /usr/local/lib/vector-standin/vector_standin.py "$@"\n'
+# An operator's line, there before the first install: kept by every installer run, and a short
+# probation so the upgrade below is promoted (or rolled back) within the test.
+INSTALL_ENV = "LOGPULSE_UPGRADE_PROBATION=30\n"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
@@ -122,6 +125,9 @@ def prepare(box: Container) -> None:
     dropin = box.root / "etc/systemd/system/logpulse-agent.service.d"
     dropin.mkdir(parents=True)
     (dropin / "e2e-test.conf").write_text(TEST_DROPIN)
+    opt = box.root / "opt/logpulse-agent"
+    opt.mkdir(parents=True)
+    (opt / "install.env").write_text(INSTALL_ENV)
 
 
 def agent_row(server: LiveServer) -> dict[str, Any] | None:
