@@ -236,6 +236,7 @@ def run_cmd(
 @settings_options
 @handle_errors
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
+    from logpulse_agent.probation import status_fields
     from logpulse_agent.state import StateStore
     from logpulse_agent.status import assess, load_snapshot, render_json, render_text
 
@@ -253,6 +254,8 @@ def status_cmd(as_json: bool, **kwargs: Any) -> None:
         sys.exit(EXIT_NOT_ENROLLED)
     if snap is None:
         snap = {"agentVersion": __version__}
+    # Root's view of an upgrade probation, live (even while the new agent crash-loops).
+    snap["probation"] = status_fields(settings.state_dir)
     health, reasons = assess(snap, time.time())
     if as_json:
         click.echo(render_json(snap, health, reasons))

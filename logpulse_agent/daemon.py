@@ -30,6 +30,7 @@ from logpulse_agent.enrol import enrol, find_bootstrap_token
 from logpulse_agent.errors import AgentError
 from logpulse_agent.heartbeat import HeartbeatLoop
 from logpulse_agent.outbox import Outbox
+from logpulse_agent.probation import Promoter
 from logpulse_agent.protocol import ActionResult, ConfigErrorReport, Heartbeat
 from logpulse_agent.sdnotify import Notifier
 from logpulse_agent.settings import Settings
@@ -232,6 +233,7 @@ class Daemon:
                 if should_poll_now(version, sync.applied):
                     sync.poke()
 
+            promoter = Promoter(settings.state_dir, __version__)
             executor_box: list[ActionExecutor] = []
             heartbeat = HeartbeatLoop(
                 send=lambda body: client.heartbeat(identity.agent_id, body, retry=brief_retry),
@@ -243,6 +245,9 @@ class Daemon:
                 interval=settings.heartbeat_interval,
                 poll_interval=poll,
                 rng=self.rng,
+                on_success=lambda body: promoter.after_heartbeat(
+                    vector_running=body.vector_running, config_empty=sync.applied.empty
+                ),
             )
             executor = ActionExecutor(
                 outbox=outbox,

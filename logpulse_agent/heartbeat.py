@@ -44,6 +44,7 @@ class HeartbeatLoop:
         poll_interval: float,
         rng: random.Random | None = None,
         wall_clock: Callable[[], float] = time.time,
+        on_success: Callable[[Heartbeat], object] | None = None,
     ) -> None:
         self._send = send
         self._build = build
@@ -59,6 +60,7 @@ class HeartbeatLoop:
         self.failures = 0
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
+        self._on_success = on_success
         self._wake = asyncio.Event()
         self.sent = 0
 
@@ -106,5 +108,7 @@ class HeartbeatLoop:
         if reply.pending_actions:
             log.info("heartbeat.actions", ids=[a.id for a in reply.pending_actions])
             self._on_actions(reply.pending_actions)
+        if self._on_success is not None:
+            self._on_success(body)  # what this 2xx proved (upgrade probation's promotion)
         self._on_config_version(reply.config_version)
         return jittered(self.interval, self._rng)

@@ -26,6 +26,7 @@ import structlog
 from logpulse_agent import atomic
 from logpulse_agent.atomic import pid_alive
 from logpulse_agent.errors import StateError
+from logpulse_agent.probation import status_line
 from logpulse_agent.redact import redact_value
 
 log = structlog.get_logger(__name__)
@@ -199,6 +200,9 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
             f"upgrade:         {upgrade.get('fromVersion')} -> {upgrade.get('toVersion')} "
             f"(action {upgrade.get('actionId')}, since {upgrade.get('startedAt')})"
         )
+    on_probation = status_line(snap.get("probation"))
+    if on_probation:
+        lines.append(f"probation:       {on_probation}")
     lines.append(f"snapshot:        {snap.get('updatedAt', '?')} (pid {snap.get('pid')})")
     return "\n".join(lines)
 

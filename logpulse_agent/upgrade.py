@@ -24,7 +24,10 @@ After a restart, or while waiting, :meth:`Upgrader.reconcile` turns the record i
 ``done`` once the agent runs the target version, ``failed`` with the log tail once the installer
 is gone (or older than ``max_age``) and the version did not change, ``None`` while it still runs.
 The caller puts that result into the outbox and only *then* calls :meth:`clear_inflight`, so a
-crash between the two re-reconciles instead of losing the result.
+crash between the two re-reconciles instead of losing the result. Under upgrade probation
+(:mod:`logpulse_agent.probation`) root's verdict comes first: the new agent holds ``done``
+until root kept its release, and the old agent restarted by a rollback reports ``failed`` with
+root's reason (``probation: restarted 5 times; rolled back from 0.2.0 to 0.1.0``).
 
 On disk, ``state_dir/upgrade-inflight.json`` (mode 0600)::
 
@@ -49,7 +52,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 
-from logpulse_agent import atomic
+from logpulse_agent import atomic, probation
 from logpulse_agent.errors import ActionError, SettingsError, StateError
 from logpulse_agent.outbox import utc_now
 from logpulse_agent.protocol import ActionResult
@@ -201,6 +204,7 @@ class Upgrader:
 
     def begin(self, record: InFlightUpgrade) -> None:
         """Record the upgrade as in flight (durably) before anything is announced or run."""
+        probation.forget_finished(self.state_dir)
         self._write_inflight(record)
 
     async def start(self, record: InFlightUpgrade) -> None:
@@ -371,6 +375,12 @@ class Upgrader:
         if record is None:
             return None
         running = normalize_version(running_version)
+        # Probation (SPEC 11.4) first: the new release is not done until root kept it.
+        held = probation.verdict(probation.read_view(self.state_dir), record.to_version, running)
+        if held is probation.WAIT:
+            return None
+        if isinstance(held, str):
+            return self._failed(record, held)
         if running == record.to_version:
             log.info("upgrade.succeeded", action_id=record.action_id, to_version=running)
             result = {"fromVersion": record.from_version, "toVersion": record.to_version}
@@ -418,6 +428,9 @@ class Upgrader:
             error = (
                 f"upgrade to {record.to_version} did not take effect: agent still runs {running}"
             )
+        return self._failed(record, error)
+
+    def _failed(self, record: InFlightUpgrade, error: str) -> ActionResult:
         log.error("upgrade.failed", action_id=record.action_id, error=error)
         result = {
             "error": error,
@@ -430,6 +443,7 @@ class Upgrader:
         """Forget the in-flight upgrade (after its result is safely in the outbox)."""
         record = self.inflight()
         atomic.remove(self.inflight_path)
+        probation.forget_finished(self.state_dir)
         if record is not None:
             self._gone_since.pop(record.action_id, None)
             if record.unit == UPGRADE_UNIT:
