@@ -12,7 +12,10 @@ own download bases, so they report the version they are installed as:
 3. a good release → promoted, kept, probation cleared, action ``done``;
 4. the container rebooted in the middle of the probation → still promoted and ``done``;
 5. the agent SIGKILLed during the probation of a (remote) downgrade → one restart, kept,
-   ``done``, no rollback.
+   ``done``, no rollback;
+
+and, without systemd managing the upgrade (``LOGPULSE_NO_SYSTEMD=1``), the installer's own
+detached watcher rolls the unreachable release back by the same rules.
 
 Each scenario starts from a known release installed directly (no probation), so they do not
 depend on each other's order. Set ``LOGPULSE_PROBATION_TRANSCRIPT=path`` to keep scenario 1's
@@ -354,3 +357,38 @@ def test_an_agent_killed_during_probation_is_neither_rolled_back_nor_stuck(host:
     assert log.count("passed probation") == 1
     assert host.current() == f"versions/{OLD}"
     host.ended_cleanly()
+
+
+def test_without_systemd_the_installer_leaves_the_same_watcher_behind(host: Host) -> None:
+    """The installer run by hand with LOGPULSE_NO_SYSTEMD=1 (as in a container whose agent is
+    not a systemd unit; here systemd merely plays the agent's supervisor): it finds the running
+    agent in status.json, puts the release on probation in `detached` mode, stops the agent
+    for its supervisor, and leaves `logpulse-agent-probation watch` running, which rolls the
+    unreachable release back at the end of the window and stops it again. No systemctl call
+    comes from the installer or the watcher."""
+    host.reset(OLD)
+    before = host.sh("systemctl show -p MainPID --value logpulse-agent").strip()
+    earlier = len(host.upgrade_log())
+    out = host.sh(
+        f"curl -fsSL {host.downloads.url}/install.sh | sh",
+        env={
+            "LOGPULSE_VERSION": f"v{NEW}",
+            "LOGPULSE_DOWNLOAD_BASE": host.base("unreachable"),
+            "LOGPULSE_INSTALL_URL": f"{host.downloads.url}/install.sh",
+            "LOGPULSE_NO_SYSTEMD": "1",
+        },
+        timeout=300,
+    )
+    assert f"the running agent (pid {before}) was stopped for its supervisor" in out, out
+    assert host.record()["mode"] == "detached"
+    wait_for("the rollback", lambda: not host.on_probation(), timeout=180)
+    view = (host.box.root / "var/lib/logpulse-agent/upgrade-probation").read_text()
+    assert f"reason=probation: no successful heartbeat within {WINDOW} s" in view, view
+    assert host.current() == f"versions/{OLD}"
+    wait_for("the old agent's heartbeat", lambda: host.row()["agentVersion"] == OLD)
+    log = host.upgrade_log()[earlier:]
+    assert f"rolling back {NEW} to {OLD}: probation: no successful heartbeat" in log, log
+    leftover = host.sh(
+        "grep -ls 'logpulse-agent-probatio[n] watch' /proc/[0-9]*/cmdline", check=False
+    )
+    assert leftover == "", "the watcher must end with its probation"
