@@ -122,21 +122,25 @@ class Host:
         ):
             return
         self.set_install_env("LOGPULSE_DOWNLOAD_BASE", self.base("good"))
-        self.box.sh(
-            f"curl -fsSL {self.downloads.url}/install.sh | sh",
-            env={
-                "LOGPULSE_VERSION": f"v{version}",
-                "LOGPULSE_DOWNLOAD_BASE": self.base("good"),
-                "LOGPULSE_INSTALL_URL": f"{self.downloads.url}/install.sh",
-                "LOGPULSE_UPGRADE_PROBATION": "0",
-            },
-            timeout=300,
-        )
+        self.install(version, "good", LOGPULSE_UPGRADE_PROBATION="0")
         assert self.current() == f"versions/{version}"
         assert not self.on_probation()
         wait_for(
             f"{version} to report in with Vector running",
             lambda: (r := self.row())["agentVersion"] == version and r["vectorRunning"],
+        )
+
+    def install(self, version: str, base: str, **env: str) -> str:
+        """Run the installer in the container as an operator would (curl | sh); its output."""
+        return self.sh(
+            f"curl -fsSL {self.downloads.url}/install.sh | sh",
+            env={
+                "LOGPULSE_VERSION": f"v{version}",
+                "LOGPULSE_DOWNLOAD_BASE": self.base(base),
+                "LOGPULSE_INSTALL_URL": f"{self.downloads.url}/install.sh",
+                **env,
+            },
+            timeout=300,
         )
 
     def start_upgrade(self, version: str, base: str) -> str:
@@ -369,16 +373,7 @@ def test_without_systemd_the_installer_leaves_the_same_watcher_behind(host: Host
     host.reset(OLD)
     before = host.sh("systemctl show -p MainPID --value logpulse-agent").strip()
     earlier = len(host.upgrade_log())
-    out = host.sh(
-        f"curl -fsSL {host.downloads.url}/install.sh | sh",
-        env={
-            "LOGPULSE_VERSION": f"v{NEW}",
-            "LOGPULSE_DOWNLOAD_BASE": host.base("unreachable"),
-            "LOGPULSE_INSTALL_URL": f"{host.downloads.url}/install.sh",
-            "LOGPULSE_NO_SYSTEMD": "1",
-        },
-        timeout=300,
-    )
+    out = host.install(NEW, "unreachable", LOGPULSE_NO_SYSTEMD="1")
     assert f"the running agent (pid {before}) was stopped for its supervisor" in out, out
     assert host.record()["mode"] == "detached"
     wait_for("the rollback", lambda: not host.on_probation(), timeout=180)
