@@ -8,6 +8,7 @@ from logpulse_agent.config.decisions import (
     crash_loop,
     crash_window,
     plan_update,
+    rejection_withdrawn,
     retry_ceiling,
     should_poll_now,
     survived,
@@ -72,3 +73,13 @@ class TestTiming:
         assert should_poll_now(4, APPLIED)
         assert not should_poll_now(3, APPLIED)
         assert not should_poll_now(None, APPLIED)
+
+    def test_a_rejected_version_is_withdrawn_when_we_hold_what_is_served(self) -> None:
+        """A halted staged rollout serves the version we kept: the rejected one is withdrawn;
+        while the server still serves the rejected version, it is not."""
+        rejected = RejectedConfig(version=4, etag="sha256:bad", message="m", at="t")
+        assert rejection_withdrawn(3, APPLIED, rejected)
+        assert not rejection_withdrawn(4, APPLIED, rejected)
+        assert not rejection_withdrawn(5, APPLIED, rejected)  # something newer: poll it first
+        assert not rejection_withdrawn(None, APPLIED, rejected)
+        assert not rejection_withdrawn(3, APPLIED, None)
