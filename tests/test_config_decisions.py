@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from logpulse_agent.config.decisions import (
     Plan,
+    Standing,
     Watch,
     crash_loop,
     crash_window,
     plan_update,
     retry_ceiling,
     should_poll_now,
+    standing,
     survived,
 )
 from logpulse_agent.config.store import AppliedConfig, RejectedConfig
@@ -58,6 +60,16 @@ class TestCrashWatch:
         assert not survived(watch, 150.0, 60.0, 0)
         assert survived(watch, 160.0, 60.0, 1)
         assert not survived(watch, 160.0, 60.0, 3)
+
+    def test_a_replaced_config_is_judged_by_how_it_ran(self) -> None:
+        """Replaced after its window: proven. Inside it: a fallback only when Vector runs on
+        it and never exited since it was applied, however short the run."""
+        watch = Watch(4, "e", since=100.0)
+        assert standing(watch, 160.0, 60.0, 2, running=True) is Standing.PROVEN
+        assert standing(watch, 100.1, 60.0, 0, running=True) is Standing.CLEAN
+        assert standing(watch, 101.0, 60.0, 1, running=True) is Standing.FAILED
+        assert standing(watch, 100.1, 60.0, 0, running=False) is Standing.FAILED
+        assert standing(watch, 160.0, 60.0, 3, running=True) is Standing.FAILED
 
 
 class TestTiming:

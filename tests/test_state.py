@@ -72,9 +72,10 @@ class TestApplied:
     def test_record_heals_when_live_file_differs(self, store: ConfigStore) -> None:
         """A crash between rename and record write makes the agent fetch again (since=0)."""
         store.write_live(b"new content")
-        store.save_applied(AppliedConfig(version=5, etag=sha256_etag(b"old"), lkg_version=4))
+        fallbacks = {"lkg_version": 4, "superseded_version": 3, "superseded_etag": "sha256:3"}
+        store.save_applied(AppliedConfig(version=5, etag=sha256_etag(b"old"), **fallbacks))
         applied = store.load_applied()
-        assert applied.version == 0 and applied.etag is None and applied.lkg_version == 4
+        assert applied == AppliedConfig(**fallbacks), "the fallbacks are kept"
 
     def test_candidate_promotion_is_a_rename(self, store: ConfigStore) -> None:
         """The candidate replaces the live file and disappears."""

@@ -68,6 +68,30 @@ def survived(watch: Watch, now: float, window: float, exits_since_apply: int) ->
     return now - watch.since >= window and not crash_loop(exits_since_apply)
 
 
+class Standing(enum.Enum):
+    """What a watched config is worth as a fallback once a newer config replaces it."""
+
+    PROVEN = "proven"  # ran its whole window: the last-known-good config
+    CLEAN = "clean"  # replaced inside its window, running and never exited: a fallback too
+    FAILED = "failed"  # exited (or never came up) since it was applied: never returned to
+
+
+def standing(
+    watch: Watch, now: float, window: float, exits_since_apply: int, running: bool
+) -> Standing:
+    """Judge the watched config at the moment a newer one replaces it.
+
+    A config that ran and never failed until it was replaced is a valid fallback, however
+    short its run: the new config, not it, is what changed. One that Vector exited on even
+    once, or that Vector is not running on, failed.
+    """
+    if survived(watch, now, window, exits_since_apply):
+        return Standing.PROVEN
+    if exits_since_apply == 0 and running:
+        return Standing.CLEAN
+    return Standing.FAILED
+
+
 def retry_ceiling(poll_interval: float) -> float:
     """The longest wait between retries: 5 minutes at the default 10 s poll interval.
 

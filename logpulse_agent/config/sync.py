@@ -8,11 +8,17 @@ The apply sequence for a new config (SPEC §6):
 3. SIGHUP and wait for Vector's own "reloaded" line — or restart when global options changed,
    or start Vector when it was not running;
 4. record version and etag as applied, clear the last config error;
-5. watch Vector for a crash window: a crash loop restores the last-known-good config, a quiet
+5. watch Vector for a crash window: a crash loop rolls back to the newest fallback, a quiet
    window makes this config the last-known-good one.
 
 A failure at 1 or 3 restores the previous file, records ``configError`` and remembers the
 version/etag as rejected so the same bad config is not validated again at every poll.
+
+Fallbacks (:mod:`.store`): the config a new one replaces is judged at that moment
+(:func:`~.decisions.standing`). One that ran its whole window is the last-known-good; one
+replaced inside its window that Vector ran without a single exit is the *superseded* fallback,
+tried first and watched again when rolled back to; one that failed is never returned to. A crash
+loop with no fallback left stops Vector.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -33,12 +39,14 @@ from logpulse_agent.clock import rfc3339, utc_now
 from logpulse_agent.config.decisions import (
     CRASH_LOOP_EXITS,
     Plan,
+    Standing,
     Watch,
     crash_loop,
     crash_window,
     plan_update,
     retry_ceiling,
     should_poll_now,
+    standing,
     survived,
 )
 from logpulse_agent.config.store import (
@@ -67,6 +75,9 @@ class VectorControl(Protocol):
     @property
     def should_run(self) -> bool: ...
 
+    @property
+    def running(self) -> bool: ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -80,6 +91,16 @@ class VectorControl(Protocol):
 
 Fetch = Callable[[int, "str | None"], Awaitable["ConfigUnchanged | ConfigUpdate"]]
 Validate = Callable[[Path], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A config to roll back to; ``watch``: it never ran a whole window, so watch it again."""
+
+    version: int
+    etag: str
+    body: bytes
+    watch: bool
 
 
 class ConfigSync:
@@ -164,7 +185,7 @@ class ConfigSync:
             live = self.store.read_live()
             if live is None or is_empty_config(live):
                 return
-            if self.rejected is not None and sha256_etag(live) == self.rejected.etag:
+            if self.rejected is not None and self.rejected.failed(sha256_etag(live)):
                 return  # left behind by a crash loop with nothing to roll back to: Vector stays off
             log.info("config.resume_unrecorded", reason="no record matches the live config")
             await self._start_resumed()
@@ -198,7 +219,9 @@ class ConfigSync:
             if crash_loop(exits):
                 await self._rollback(watch, exits)
             elif survived(watch, self._clock(), self.crash_window, exits):
-                self._promote_lkg(watch)
+                live = self.store.read_live()
+                if live is not None:
+                    self._promote_lkg(watch, live)
 
     # --- polling -----------------------------------------------------------------------------
     async def _poll_guarded(self) -> float:
@@ -264,6 +287,9 @@ class ConfigSync:
             previous.decode("utf-8", "replace"),
             update.body.decode("utf-8", "replace"),
         )
+        # Judged before the swap: what Vector does on the new config is not the old one's doing.
+        replaced = self.watch
+        judged = self._judge(replaced)
         self.store.promote_candidate()
         since = self._clock()
         was_running = self.vector.should_run  # start() wants Vector running even if it fails
@@ -283,71 +309,126 @@ class ConfigSync:
                 return
             # Vector did not come up on it: the crash-loop watch decides about rollback.
             log.warning("config.start_failed", version=update.version, error=str(exc))
+        if replaced is not None and previous is not None:
+            self._keep_fallback(replaced, judged, previous)
         self.watch = Watch(update.version, update.etag, since)
         self._record(update.version, update.etag, empty=False)
         log.info("config.applied", version=update.version, etag=update.etag)
 
+    def _judge(self, watch: Watch | None) -> Standing | None:
+        """What the watched config is worth as a fallback if it is replaced now."""
+        if watch is None:
+            return None
+        exits = self.vector.recent_failures(watch.since)
+        return standing(watch, self._clock(), self.crash_window, exits, self.vector.running)
+
+    def _keep_fallback(self, watch: Watch, judged: Standing | None, body: bytes) -> None:
+        """The replaced config ``watch`` (content ``body``) becomes a fallback if it earned it."""
+        if judged is Standing.PROVEN:
+            self._promote_lkg(watch, body)
+        elif judged is Standing.CLEAN:
+            self.store.save_superseded(body)
+            self._set_applied(
+                replace(self.applied, superseded_version=watch.version, superseded_etag=watch.etag)
+            )
+            log.info("config.fallback", version=watch.version, reason="replaced without failing")
+
     async def _rollback(self, watch: Watch, exits: int) -> None:
-        lkg = self.store.read_lkg()
+        """``watch`` crash-looped: back to the newest fallback that has not failed, else stop."""
+        self.watch = None
+        target = self._fallback(watch.etag)
         message = (
             f"Vector exited {exits} times within {self.crash_window:g}s of applying "
             f"version {watch.version}"
         )
-        self.watch = None
-        if lkg is not None and self.applied.lkg_etag is not None:
-            message += f"; rolled back to version {self.applied.lkg_version}"
-            self.store.write_live(lkg)
-            self._reject(watch.version, watch.etag, message)
-            self._record(
-                self.applied.lkg_version, self.applied.lkg_etag, empty=False, clears_error=False
-            )
-            log.error("config.rolled_back", version=watch.version, to=self.applied.lkg_version)
-            await self.vector.restart()
-        else:
-            message += "; no last-known-good config to roll back to, Vector stopped"
-            self._reject(watch.version, watch.etag, message)
+        if target is None:
+            self._reject_crashed(watch, message + "; no config to roll back to, Vector stopped")
             await self.vector.stop()
             self._set_applied(AppliedConfig())
             log.error("config.crash_loop", version=watch.version, action="vector stopped")
-
-    def _promote_lkg(self, watch: Watch) -> None:
-        live = self.store.read_live()
-        if live is None:
             return
-        self.store.save_lkg(live)
-        self.watch = None
+        self._reject_crashed(watch, message + f"; rolled back to version {target.version}")
+        self.store.write_live(target.body)
         self._set_applied(
-            AppliedConfig(
-                version=self.applied.version,
-                etag=self.applied.etag,
-                empty=self.applied.empty,
+            replace(
+                self.applied,
+                version=target.version,
+                etag=target.etag,
+                empty=False,
+                superseded_version=0,
+                superseded_etag=None,
+            )
+        )
+        if target.watch:  # it never ran a whole window: judged again, by the same rules
+            self.watch = Watch(target.version, target.etag, self._clock())
+        log.error("config.rolled_back", version=watch.version, to=target.version)
+        await self.vector.restart()
+
+    def _fallback(self, crashed: str) -> Fallback | None:
+        """The newest fallback that has not failed (superseded, then last-known-good) and
+        whose file still holds what the record says."""
+        applied, rejected = self.applied, self.rejected
+        candidates = (
+            (applied.superseded_version, applied.superseded_etag, self.store.read_superseded),
+            (applied.lkg_version, applied.lkg_etag, self.store.read_lkg),
+        )
+        for index, (version, etag, read) in enumerate(candidates):
+            if etag is None or etag == crashed or (rejected is not None and rejected.failed(etag)):
+                continue
+            body = read()
+            if body is not None and sha256_etag(body) == etag:
+                return Fallback(version, etag, body, watch=index == 0)
+        return None
+
+    def _reject_crashed(self, watch: Watch, message: str) -> None:
+        """Record the crash loop of ``watch``. When another config is already rejected, that
+        one is what the control plane serves and ``watch`` was a fallback or still under
+        watch: its record stays (polls stay 204, it stays skipped) and ``watch`` joins it as
+        crashed, never to be started again."""
+        rejected = self.rejected
+        if rejected is None or rejected.etag == watch.etag:
+            self._reject(watch.version, watch.etag, message)
+            return
+        log.error("config.fallback_crashed", version=watch.version, error=message)
+        self._save_rejected(
+            replace(
+                rejected,
+                message=f"{rejected.message}; then {message[0].lower()}{message[1:]}",
+                at=rfc3339(utc_now()),
+                crashed_etags=(*rejected.crashed_etags, watch.etag),
+            )
+        )
+
+    def _promote_lkg(self, watch: Watch, body: bytes) -> None:
+        """``watch`` (content ``body``) ran its whole window: the new last-known-good, which
+        also makes an older superseded fallback pointless."""
+        self.store.save_lkg(body)
+        if self.watch == watch:
+            self.watch = None
+        self._set_applied(
+            replace(
+                self.applied,
                 lkg_version=watch.version,
                 lkg_etag=watch.etag,
+                superseded_version=0,
+                superseded_etag=None,
             )
         )
         log.info("config.last_known_good", version=watch.version)
 
     # --- bookkeeping -------------------------------------------------------------------------
-    def _record(self, version: int, etag: str, *, empty: bool, clears_error: bool = True) -> None:
-        """Record ``version`` as applied. What the control plane sends next supersedes a
+    def _record(self, version: int, etag: str, *, empty: bool) -> None:
+        """Record ``version``, which the control plane sent, as applied. It supersedes a
         rejected config and clears the error, even at a lower version (versions count per
-        group, so a moved agent starts again from 1); the rollback that rejected it does not.
-        An empty config forgets the last-known-good one: the operator withdrew every input, so
-        a later crash loop rolls back to "stopped", never to a pipeline removed on purpose.
+        group, so a moved agent starts again from 1). An empty config forgets both fallbacks:
+        the operator withdrew every input, so a later crash loop rolls back to "stopped", never
+        to a pipeline removed on purpose.
         """
-        if clears_error and self.rejected is not None and etag != self.rejected.etag:
+        if self.rejected is not None and etag != self.rejected.etag:
             self.rejected = None
             self.store.save_rejected(None)
-        keep = not empty
-        self._set_applied(
-            AppliedConfig(
-                version=version,
-                etag=etag,
-                empty=empty,
-                lkg_version=self.applied.lkg_version if keep else 0,
-                lkg_etag=self.applied.lkg_etag if keep else None,
-            )
-        )
+        applied = replace(self.applied, version=version, etag=etag, empty=empty)
+        self._set_applied(AppliedConfig(version, etag, empty=True) if empty else applied)
 
     def _set_applied(self, applied: AppliedConfig) -> None:
         self.store.save_applied(applied)
@@ -356,10 +437,13 @@ class ConfigSync:
 
     def _reject(self, version: int, etag: str, message: str) -> None:
         log.error("config.rejected", version=version, etag=etag, error=message)
-        self.rejected = RejectedConfig(
-            version=version, etag=etag, message=message, at=rfc3339(utc_now())
+        self._save_rejected(
+            RejectedConfig(version=version, etag=etag, message=message, at=rfc3339(utc_now()))
         )
-        self.store.save_rejected(self.rejected)
+
+    def _save_rejected(self, rejected: RejectedConfig) -> None:
+        self.rejected = rejected
+        self.store.save_rejected(rejected)
         self._publish()
 
     def _publish(self) -> None:

@@ -6,8 +6,9 @@ state_dir/identity.json         agentId, groupId, apiUrl, enrolledAt
 state_dir/vector.yaml           the live Vector config (replaced only by rename)
 state_dir/vector.next.yaml      the candidate being validated
 state_dir/vector.lkg.yaml       the last config that ran stably (last-known-good)
+state_dir/vector.superseded.yaml  a newer config that ran without failing until it was replaced
 state_dir/vector-globals.yaml   the agent-owned global options (data_dir, secret backend)
-state_dir/applied.json          version/etag of the live config and of the last-known-good
+state_dir/applied.json          version/etag of the live config and of both fallbacks
 state_dir/rejected.json         the last version/etag that failed, not retried every poll
 state_dir/outbox.json           the action journal: results not yet delivered, ids reported
 state_dir/actions-seen.json     action ids ever picked up (at-most-once)
@@ -43,6 +44,7 @@ class Layout:
         self.live_config = self.state_dir / "vector.yaml"
         self.candidate_config = self.state_dir / "vector.next.yaml"
         self.lkg_config = self.state_dir / "vector.lkg.yaml"
+        self.superseded_config = self.state_dir / "vector.superseded.yaml"
         self.globals_config = self.state_dir / "vector-globals.yaml"
         self.applied = self.state_dir / "applied.json"
         self.rejected = self.state_dir / "rejected.json"

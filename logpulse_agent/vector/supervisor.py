@@ -105,6 +105,11 @@ class VectorSupervisor:
         """Whether Vector is wanted running (the last of start/restart/reload versus stop)."""
         return self._desired
 
+    @property
+    def running(self) -> bool:
+        """Whether Vector reported its start on the current files and has not exited since."""
+        return self.state is VectorState.RUNNING
+
     def uptime(self) -> float:
         """Seconds since the current process was spawned; 0 when Vector is not RUNNING."""
         child = self._child
