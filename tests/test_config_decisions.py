@@ -9,6 +9,7 @@ from logpulse_agent.config.decisions import (
     crash_loop,
     crash_window,
     plan_update,
+    poll_cursor,
     retry_ceiling,
     should_poll_now,
     standing,
@@ -79,8 +80,15 @@ class TestTiming:
         assert retry_ceiling(60.0) == 300.0
         assert retry_ceiling(0.1) == 3.0
 
-    def test_heartbeat_ahead_of_applied_triggers_a_poll(self) -> None:
-        """configVersion above the applied one means poll now."""
-        assert should_poll_now(4, APPLIED)
-        assert not should_poll_now(3, APPLIED)
-        assert not should_poll_now(None, APPLIED)
+    def test_heartbeat_ahead_of_the_cursor_triggers_a_poll(self) -> None:
+        """configVersion above the version polls send means poll now."""
+        assert should_poll_now(4, 3)
+        assert not should_poll_now(3, 3)
+        assert not should_poll_now(None, 3)
+
+    def test_polls_send_the_rejected_config_while_there_is_one(self) -> None:
+        """So the server answers 204 while it serves the config that was rejected."""
+        assert poll_cursor(APPLIED, None) == (3, "sha256:aaa")
+        rejected = RejectedConfig(4, "sha256:bbb", "bad", "t")
+        assert poll_cursor(APPLIED, rejected) == (4, "sha256:bbb")
+        assert poll_cursor(AppliedConfig(), rejected) == (4, "sha256:bbb")

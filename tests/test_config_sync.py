@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from logpulse_agent.config import sync as config_sync
 from logpulse_agent.config.store import AppliedConfig, ConfigStore, sha256_etag
@@ -200,6 +201,55 @@ class TestApply:
         await h.poll(update(2, GOOD))
         assert h.vector.calls == ["start"]
         assert h.sync.applied.version == 2
+
+
+class TestAfterARejection:
+    """Issue 10: after a rejection the agent polled with the applied version and got the
+    rejected body in full at every poll, logging it at info each time."""
+
+    async def test_polls_send_the_rejected_version_and_etag(self, h: Harness) -> None:
+        """So the server answers 204 while it still serves the rejected config."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, BAD))
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (2, sha256_etag(BAD))
+        await h.poll(update(3, GOOD2))  # something else: applied, and polls follow it
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (3, sha256_etag(GOOD2))
+
+    async def test_polls_after_a_crash_loop_send_the_crashed_config(self, h: Harness) -> None:
+        """Rolled back to v1, the agent polls with v2's version and etag, not v1's."""
+        await h.poll(update(1, GOOD))
+        h.now += 61
+        await h.sync.check_vector()
+        await h.poll(update(2, GOOD2))
+        h.vector.crash(h.now + 1, h.now + 2, h.now + 3)
+        h.now += 4
+        await h.sync.check_vector()
+        assert h.sync.applied.version == 1
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (2, sha256_etag(GOOD2))
+
+    async def test_the_heartbeat_does_not_poke_a_poll_for_the_rejected_version(
+        self, h: Harness
+    ) -> None:
+        """The group's configVersion equals the rejected one: nothing new to fetch."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, BAD))
+        h.sync.on_group_version(2)
+        assert not h.sync._poke.is_set()
+        h.sync.on_group_version(3)
+        assert h.sync._poke.is_set()
+
+    async def test_a_rejected_config_served_again_is_logged_once(self, h: Harness) -> None:
+        """A server that ignores If-None-Match sends it at every poll: one info line."""
+        await h.poll(update(1, GOOD))
+        with capture_logs() as logs:
+            for _ in range(4):
+                await h.poll(update(2, BAD))
+        received = [e for e in logs if e["event"] == "config.received"]
+        assert [e["plan"] for e in received] == ["apply", "skip-rejected"]
+        assert h.validated == [GOOD, BAD]
 
 
 class TestCrashLoop:

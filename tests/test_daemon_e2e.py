@@ -187,17 +187,30 @@ class TestConfigLifecycle:
         assert world.agent.terminate() == 0
 
 
+CONFIG_POLL = re.compile(r'"GET /api/v1/agents/[^/]+/config\?since=(\d+) HTTP/1\.1" (\d{3})')
+
+
 class TestSupersededFallback:
     def test_a_config_replaced_inside_its_window_is_rolled_back_to(self, tmp_path: Path) -> None:
         """v1 runs; v2 replaces it well inside v1's crash window (6 s at a 1 s poll) and makes
         Vector crash: the agent goes back to v1 and Vector runs, instead of stopping with "no
-        last-known-good config"."""
+        last-known-good config". Later polls send v2's version and etag, and the server
+        answers 204 instead of v2 in full at every poll."""
         with start_live_server(tmp_path / "srv", access_log=True) as server:
             w = World(tmp_path, server, poll_interval=1.0)
             try:
                 w.enrol_and_start()
-                w.crash_loop_and_roll_back()
+                bad = w.crash_loop_and_roll_back()
                 assert "config.fallback" in w.agent.output()
+
+                def polls() -> list[tuple[int, int]]:
+                    found = CONFIG_POLL.findall(server.stdout())
+                    return [(int(since), int(code)) for since, code in found]
+
+                before = len(polls())
+                wait_until(lambda: len(polls()) >= before + 3, 15, "three more config polls")
+                assert set(polls()[before:]) == {(bad, 204)}
+                assert w.agent.output().count("skip-rejected") <= 1
                 assert w.agent.terminate() == 0
             finally:
                 w.close()

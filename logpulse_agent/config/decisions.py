@@ -101,6 +101,22 @@ def retry_ceiling(poll_interval: float) -> float:
     return min(300.0, 30.0 * poll_interval)
 
 
-def should_poll_now(heartbeat_version: int | None, applied: AppliedConfig) -> bool:
-    """A heartbeat saying the group is ahead of what we applied triggers an immediate poll."""
-    return heartbeat_version is not None and heartbeat_version > applied.version
+def poll_cursor(applied: AppliedConfig, rejected: RejectedConfig | None) -> tuple[int, str | None]:
+    """The ``since`` version and ``If-None-Match`` etag a poll sends (SPEC §5).
+
+    Normally the applied config's. After a rejection, the rejected config's: it is the one the
+    control plane served last, and the server answers 204 only while ``since`` is at least its
+    current version *and* the etag matches, i.e. exactly while it still serves the rejected
+    config, which would only be skipped again. Anything else it serves (a newer version, the
+    previous one again after a rollout halted, another group's after a move) has another etag
+    and comes as a 200.
+    """
+    if rejected is not None:
+        return rejected.version, rejected.etag
+    return applied.version, applied.etag
+
+
+def should_poll_now(heartbeat_version: int | None, cursor_version: int) -> bool:
+    """A heartbeat saying the group is ahead of the version we poll with (the applied one, or
+    the rejected one) triggers an immediate poll."""
+    return heartbeat_version is not None and heartbeat_version > cursor_version

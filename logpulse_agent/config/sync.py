@@ -12,7 +12,9 @@ The apply sequence for a new config (SPEC §6):
    window makes this config the last-known-good one.
 
 A failure at 1 or 3 restores the previous file, records ``configError`` and remembers the
-version/etag as rejected so the same bad config is not validated again at every poll.
+version/etag as rejected so the same bad config is not validated again at every poll; polls
+then send the rejected version and etag (:func:`~.decisions.poll_cursor`), so the control plane
+answers 204 until it serves something else, instead of the rejected body at every poll.
 
 Fallbacks (:mod:`.store`): the config a new one replaces is judged at that moment
 (:func:`~.decisions.standing`). One that ran its whole window is the last-known-good; one
@@ -44,6 +46,7 @@ from logpulse_agent.config.decisions import (
     crash_loop,
     crash_window,
     plan_update,
+    poll_cursor,
     retry_ceiling,
     should_poll_now,
     standing,
@@ -133,6 +136,7 @@ class ConfigSync:
         self.rejected = store.load_rejected()
         self._watch: Watch | None = None
         self._watching = asyncio.Event()
+        self._skip_told: str | None = None  # the rejected etag a skip was logged for
         self._publish()
 
     @property
@@ -151,10 +155,15 @@ class ConfigSync:
         """Poll now."""
         self._poke.set()
 
+    @property
+    def cursor(self) -> tuple[int, str | None]:
+        """The version and etag polls send (:func:`~.decisions.poll_cursor`)."""
+        return poll_cursor(self.applied, self.rejected)
+
     def on_group_version(self, version: int | None) -> None:
         """A heartbeat said which config version the group is at: poll now when it is ahead of
-        the applied one."""
-        if should_poll_now(version, self.applied):
+        the one we poll with."""
+        if should_poll_now(version, self.cursor[0]):
             self.poke()
 
     async def run(self) -> None:
@@ -203,7 +212,7 @@ class ConfigSync:
 
     async def poll_once(self) -> None:
         """One fetch and whatever it calls for."""
-        update = await self._fetch(self.applied.version, self.applied.etag)
+        update = await self._fetch(*self.cursor)
         if isinstance(update, ConfigUnchanged):
             return
         async with self._lock:
@@ -258,9 +267,16 @@ class ConfigSync:
         plan = plan_update(
             update.version, update.etag, update.is_empty, self.applied, self.rejected
         )
-        log.info("config.received", version=update.version, etag=update.etag, plan=plan.value)
+        fields = {"version": update.version, "etag": update.etag, "plan": plan.value}
         if plan is Plan.SKIP_REJECTED:
+            # The cursor makes the server answer 204 while it serves the rejected config; one
+            # that sends it anyway (ignoring If-None-Match) gets one info line, not one per
+            # poll (8,640 a day at the default cadence).
+            if self._skip_told != update.etag:
+                log.info("config.received", **fields)
+            self._skip_told = update.etag
             return
+        log.info("config.received", **fields)
         if plan is Plan.RECORD_ONLY:
             self._record(update.version, update.etag, empty=False)
             return
