@@ -195,6 +195,21 @@ class TestApply:
         await h.poll(update(2, b"data_dir: /elsewhere\n" + GOOD))
         assert h.vector.calls == ["start", "restart"]
 
+    async def test_a_failed_restart_is_not_reported_as_a_failed_reload(self, h: Harness) -> None:
+        """Global options changed and Vector did not come up again on the new config: the error
+        says restart, the previous file goes back for the supervisor's next start, and the
+        previous config's watch starts afresh (the failed start was not its exit)."""
+        await h.poll(update(1, GOOD))
+        h.now += 2
+        h.vector.fail_restart = True
+        await h.poll(update(2, b"data_dir: /elsewhere\n" + GOOD))
+        assert h.vector.calls == ["start", "restart"]
+        assert h.store.read_live() == GOOD and h.sync.applied.version == 1
+        assert h.sync.rejected is not None
+        assert h.sync.rejected.message.startswith("vector restart failed (global options changed)")
+        assert "reload" not in h.sync.rejected.message
+        assert h.sync.watch is not None and h.sync.watch.since == h.now
+
     async def test_same_bytes_new_version_is_recorded_without_reload(self, h: Harness) -> None:
         """A version bump that does not change the YAML touches nothing."""
         await h.poll(update(1, GOOD))

@@ -319,9 +319,16 @@ class ConfigSync:
                 await self.vector.reload()
         except VectorError as exc:
             if previous is not None and was_running:
-                # Vector kept its old pipeline; put the matching file back.
+                # A failed reload keeps the old pipeline; after a failed restart the supervisor
+                # starts Vector again from the live file: either way, the previous file goes back.
                 self.store.write_live(previous)
-                self._reject(update.version, update.etag, f"vector reload failed: {exc}")
+                if not restart:
+                    self._reject(update.version, update.etag, f"vector reload failed: {exc}")
+                    return
+                what = "vector restart failed (global options changed)"
+                self._reject(update.version, update.etag, f"{what}: {exc}")
+                if replaced is not None:  # judged from the supervisor's next start onwards
+                    self.watch = replace(replaced, since=self._clock())
                 return
             # Vector did not come up on it: the crash-loop watch decides about rollback.
             log.warning("config.start_failed", version=update.version, error=str(exc))
