@@ -328,6 +328,29 @@ class TestSignals:
         assert snap["vector"]["state"] == "STOPPED"
 
 
+class TestStatus:
+    def test_status_says_why_vector_is_fatal(self, world: World) -> None:
+        """Vector dies and its binary is gone when the supervisor starts it again: `status`
+        (text and --json) names the cause, not just the state."""
+        world.enrol_and_start()
+        vector = world.agent.vector_bin
+        vector.rename(vector.with_name("vector.removed"))
+        os.kill(world.agent.events("started")[-1]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: world.agent.snapshot().get("vector", {}).get("state") == "FATAL",
+            20,
+            "Vector FATAL",
+        )
+        code, status = world.agent.status()
+        assert code == 1
+        why = f"Vector should run but is FATAL: cannot execute {vector}"
+        assert any(problem.startswith(why) for problem in status["problems"]), status
+        text = world.agent.cli("status").stdout
+        assert f"  ! {why}" in text
+        assert f"  last error:    cannot execute {vector}" in text
+        assert world.agent.terminate() == 0
+
+
 class TestSecrets:
     def test_token_never_leaves_its_file(self, world: World) -> None:
         """Token file 0600; no token in logs, outputs, status --json or the Vector config."""

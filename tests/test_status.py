@@ -61,6 +61,15 @@ class TestAssess:
         health, reasons = assess(s, 1_800_000_100.0, alive)
         assert health == "degraded" and "BACKOFF" in reasons[0]
 
+    def test_vector_down_says_why(self) -> None:
+        """The supervisor's last error is the reason status gives (text and --json)."""
+        error = "cannot execute /usr/bin/vector: No such file or directory"
+        s = snap(vector={"state": "FATAL", "running": False, "shouldRun": True, "lastError": error})
+        health, reasons = assess(s, 1_800_000_100.0, alive)
+        assert reasons == [f"Vector should run but is FATAL: {error}"]
+        assert f"  last error:    {error}" in render_text(s, health, reasons, NOW).splitlines()
+        assert json.loads(render_json(s, health, reasons))["problems"] == reasons
+
     def test_dead_daemon_is_degraded(self) -> None:
         """A snapshot left by a daemon that no longer runs is not healthy."""
         health, reasons = assess(snap(), 1_800_000_100.0, lambda _: False)
@@ -107,8 +116,9 @@ class TestWrite:
 
 class TestSnapshotFormat:
     def test_status_json_keeps_the_layout_0_1_0_wrote(self, tmp_path: Path) -> None:
-        """Every key of the 0.1.0 snapshot is still there, nested the same way, and no other:
-        scripts and `status` of either version read the other's file."""
+        """Every key of the 0.1.0 snapshot is still there, nested the same way, and the keys
+        added since are these: scripts and `status` of either version read the other's file
+        (0.1.0's `status` ignores keys it does not know)."""
         tracker = StatusTracker(tmp_path / "status.json", "0.2.0")
         tracker.set(
             IdentityStatus("a", "g", "https://cp"),
@@ -117,7 +127,9 @@ class TestSnapshotFormat:
             ActionsStatus(2, UpgradeStatus("act", "0.1.0", "0.2.0", "t")),
         )
         old = json.loads((FIXTURES / "agent-0.1.0" / "lib" / "status.json").read_text())
-        assert keys(json.loads(tracker.path.read_text())) == keys(old)
+        new = keys(json.loads(tracker.path.read_text()))
+        assert new - keys(old) == {"vector.lastError"}, "additions only, each one named here"
+        assert keys(old) <= new
 
     def test_a_set_that_changes_nothing_writes_nothing_unless_touched(self, tmp_path: Path) -> None:
         """Sections equal to the current ones leave the file alone; touch rewrites it."""

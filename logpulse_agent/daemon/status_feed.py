@@ -92,4 +92,5 @@ class StatusFeed:
             should_run=supervisor.should_run,
             started_at=self._started[1],
             version=supervisor.version,
+            last_error=supervisor.last_error,
         )

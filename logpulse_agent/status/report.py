@@ -55,7 +55,8 @@ def assess(
             reasons.append("no successful heartbeat for over 5 minutes")
     vec = snap.get("vector") or {}
     if vec.get("shouldRun") and not vec.get("running"):
-        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}")
+        why = f": {vec['lastError']}" if vec.get("lastError") else ""
+        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}{why}")
     return ("degraded" if reasons else "healthy"), reasons
 
 
@@ -85,6 +86,8 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
         f"vector:          {vec.get('state', '?')} pid={vec.get('pid') or '-'} "
         f"uptime={uptime} version={vec.get('version') or '-'}"
     )
+    if vec.get("lastError"):
+        lines.append(f"  last error:    {vec['lastError']}")
     lines.append(f"pending results: {snap.get('pendingActionResults', 0)}")
     upgrade = snap.get("inflightUpgrade")
     if upgrade:
