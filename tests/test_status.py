@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from logpulse_agent.controlplane.protocol import ConfigErrorReport
-from logpulse_agent.status.report import assess, render_json, render_text
+from logpulse_agent.status.report import assess, load_snapshot, render_json, render_text
 from logpulse_agent.status.sections import (
     ActionsStatus,
     ConfigStatus,
@@ -112,6 +114,29 @@ class TestWrite:
         blocked.mkdir()
         tracker.set(ConfigStatus(applied_version=3))
         assert json.loads((blocked / "status.json").read_text())["config"]["appliedVersion"] == 3
+
+    def test_status_json_is_never_fsynced(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """It is rewritten from memory all the time and at every start: no caller on the
+        event loop waits for a disk flush for it."""
+        flushed: list[int] = []
+        monkeypatch.setattr(os, "fsync", flushed.append)
+        tracker = StatusTracker(tmp_path / "status.json", "0.1.0")
+        tracker.set(ConfigStatus(applied_version=1))
+        tracker.set(ControlPlaneStatus("ok", None, NOW), touch=True)
+        assert json.loads(tracker.path.read_text())["config"]["appliedVersion"] == 1
+        assert flushed == []
+
+    def test_a_snapshot_left_empty_by_a_power_loss_reads_as_none(self, tmp_path: Path) -> None:
+        """Without fsync a power loss may leave it empty: `status` then says the daemon is
+        not running, as for no snapshot, instead of failing."""
+        path = tmp_path / "status.json"
+        for content in ("", "{half", "[]"):
+            path.write_text(content)
+            assert load_snapshot(path) is None
+        path.unlink()
+        assert load_snapshot(path) is None
 
 
 class TestSnapshotFormat:

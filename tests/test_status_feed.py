@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from logpulse_agent.actions.journal import ActionJournal
+from logpulse_agent.controlplane.protocol import ActionResult, Heartbeat, HeartbeatReply
 from logpulse_agent.daemon.status_feed import StatusFeed
-from logpulse_agent.errors import VectorError
+from logpulse_agent.errors import TransientError, VectorError
+from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.upgrade.record import inflight_file
 from logpulse_agent.vector.supervisor import VectorSupervisor
@@ -32,15 +34,22 @@ class Host:
         self.world = world
         self.path = world.root / "status.json"
         self.tracker = StatusTracker(self.path, "0.1.0")
+        self.writes = 0
+        self.tracker.write = self.count_write  # type: ignore[method-assign]
         self.supervisor: VectorSupervisor = world.supervisor(**overrides)
+        self.journal = ActionJournal(world.root / "outbox.json")
         self.feed = StatusFeed(
             tracker=self.tracker,
             supervisor=self.supervisor,
-            journal=ActionJournal(world.root / "outbox.json"),
+            journal=self.journal,
             inflight=inflight_file(world.root / "upgrade-inflight.json"),
             interval=3600.0,  # never ticks in a test: what is there came from on_state
         )
         self.supervisor.on_state = self.feed.on_vector_state
+
+    def count_write(self) -> None:
+        self.writes += 1
+        StatusTracker.write(self.tracker)
 
     def vector(self) -> dict[str, Any]:
         section: dict[str, Any] = json.loads(self.path.read_text())["vector"]
@@ -101,3 +110,40 @@ class TestVectorError:
             snapshot = json.loads(host.path.read_text())
         times = [snapshot["startedAt"], snapshot["updatedAt"], snapshot["vector"]["startedAt"]]
         assert all(RFC3339_UTC.fullmatch(value) for value in times), times
+
+
+class TestHeartbeatWrites:
+    async def test_status_json_is_written_once_per_heartbeat(self, world: World) -> None:
+        """The sections refreshed for a heartbeat's body and its outcome go to disk together:
+        one write per heartbeat, sent or failed (0.1.0 wrote twice when a section changed)."""
+        host = Host(world)
+        replies: list[HeartbeatReply | Exception] = []
+
+        async def send(body: Heartbeat) -> HeartbeatReply:
+            reply = replies.pop(0) if replies else HeartbeatReply((), 1)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+        loop = HeartbeatLoop(
+            send=send,
+            snapshot=host.feed.heartbeat_snapshot,
+            journal=host.journal,
+            on_actions=lambda actions: None,
+            on_config_version=lambda version: None,
+            status=host.tracker,
+            interval=30.0,
+            poll_interval=10.0,
+        )
+        for outcome in ("ok", "result", "failed", "ok"):
+            if outcome == "result":
+                host.journal.add(ActionResult("act-1", "done", {}))  # the pending count moves
+            if outcome == "failed":
+                host.journal.add(ActionResult("act-2", "done", {}))
+                replies.append(TransientError("control plane unreachable"))
+            before = host.writes
+            await loop.beat_once()
+            assert host.writes - before == 1, outcome
+        snapshot = json.loads(host.path.read_text())
+        assert snapshot["pendingActionResults"] == 0
+        assert snapshot["controlPlane"]["state"] == "ok"

@@ -29,7 +29,14 @@ def _parse_iso(value: object) -> float | None:
 
 
 def load_snapshot(path: Path) -> dict[str, Any] | None:
-    data = atomic.read_json(path)
+    """The snapshot at ``path``; None when there is none or it is not a JSON object (it is
+    written without fsync, so a power loss can leave it empty until the daemon rewrites it).
+    :class:`StateError` when it cannot be read at all."""
+    raw = atomic.read_bytes(path)
+    try:
+        data = None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
     return data if isinstance(data, dict) else None
 
 
