@@ -182,7 +182,13 @@ def enrol_cmd(
     # enrol reports through one line and its exit status; keep library events off stderr.
     configure_logging(None, stream=io.StringIO())
     identity = asyncio.run(
-        enrol(settings, str(token), api_url=str(settings.api_url), group_slug=group_slug)
+        enrol(
+            settings,
+            str(token),
+            api_url=str(settings.api_url),
+            environ=os.environ,
+            group_slug=group_slug,
+        )
     )
     click.echo(f"enrolled: agent id {identity.agent_id} in group {identity.group_id}")
     click.echo(
