@@ -12,9 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from logpulse_agent.config import sync as config_sync
-from logpulse_agent.config.store import AppliedConfig, ConfigStore, sha256_etag
+from logpulse_agent.config.store import AppliedConfig, ConfigStore
 from logpulse_agent.config.sync import ConfigSync
-from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
+from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate, config_etag
 from logpulse_agent.errors import (
     ReloadFailed,
     RevokedError,
@@ -36,7 +36,7 @@ BAD = GOOD.replace(b"demo_logs", b"nonsense")
 
 
 def update(version: int, body: bytes) -> ConfigUpdate:
-    return ConfigUpdate(version=version, etag=sha256_etag(body), body=body)
+    return ConfigUpdate(version=version, etag=config_etag(body), body=body)
 
 
 class FakeVector:
@@ -146,7 +146,7 @@ class TestApply:
         await h.poll(update(1, GOOD))
         await h.poll(update(2, GOOD2))
         assert h.vector.calls == ["start", "reload"]
-        assert h.requests[-1] == (1, sha256_etag(GOOD))
+        assert h.requests[-1] == (1, config_etag(GOOD))
         assert h.store.read_live() == GOOD2
 
     async def test_invalid_config_is_kept_out_and_validated_once(self, h: Harness) -> None:
@@ -227,10 +227,10 @@ class TestAfterARejection:
         await h.poll(update(1, GOOD))
         await h.poll(update(2, BAD))
         await h.poll(ConfigUnchanged())
-        assert h.requests[-1] == (2, sha256_etag(BAD))
+        assert h.requests[-1] == (2, config_etag(BAD))
         await h.poll(update(3, GOOD2))  # something else: applied, and polls follow it
         await h.poll(ConfigUnchanged())
-        assert h.requests[-1] == (3, sha256_etag(GOOD2))
+        assert h.requests[-1] == (3, config_etag(GOOD2))
 
     async def test_polls_after_a_crash_loop_send_the_crashed_config(self, h: Harness) -> None:
         """Rolled back to v1, the agent polls with v2's version and etag, not v1's."""
@@ -243,7 +243,7 @@ class TestAfterARejection:
         await h.sync.check_vector()
         assert h.sync.applied.version == 1
         await h.poll(ConfigUnchanged())
-        assert h.requests[-1] == (2, sha256_etag(GOOD2))
+        assert h.requests[-1] == (2, config_etag(GOOD2))
 
     async def test_the_heartbeat_does_not_poke_a_poll_for_the_rejected_version(
         self, h: Harness

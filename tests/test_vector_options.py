@@ -9,7 +9,6 @@ import yaml
 
 from logpulse_agent.vector.options import (
     global_options,
-    is_empty_config,
     render_global_options,
     requires_restart,
     secret_command,
@@ -102,15 +101,3 @@ class TestRequiresRestart:
         """No old config, or one that does not parse, restarts (always correct)."""
         assert requires_restart(None, MINIMAL_CONFIG)
         assert requires_restart("a: [\n", MINIMAL_CONFIG)
-
-
-class TestIsEmptyConfig:
-    def test_empty_object_modulo_whitespace(self) -> None:
-        """`{}` with any whitespace around or inside is the empty config."""
-        for body in (b"{}", b"{}\n", b"  {  }\r\n", b"\n{\n}\n"):
-            assert is_empty_config(body), body
-
-    def test_anything_else_is_not(self) -> None:
-        """Other bodies, even ones without components, are not the `{}` marker."""
-        for body in (b"", b"{}x", b"sources: {}\n", b"{a: 1}", b"[]"):
-            assert not is_empty_config(body), body

@@ -14,19 +14,15 @@ write is atomic: a crash leaves the old file or the new one, never a torn one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from logpulse_agent.controlplane.protocol import config_etag
 from logpulse_agent.errors import StateError
 from logpulse_agent.state import atomic
 from logpulse_agent.state.layout import Layout
 from logpulse_agent.state.records import DataclassCodec, RecordFile
-
-
-def sha256_etag(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ class ConfigStore:
         if applied.empty or applied.etag is None:
             return applied
         live = self.read_live()
-        if live is None or sha256_etag(live) != applied.etag:
+        if live is None or config_etag(live) != applied.etag:
             return replace(applied, version=0, etag=None)
         return applied
 

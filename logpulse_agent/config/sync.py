@@ -56,9 +56,14 @@ from logpulse_agent.config.store import (
     AppliedConfig,
     ConfigStore,
     RejectedConfig,
-    sha256_etag,
 )
-from logpulse_agent.controlplane.protocol import ConfigErrorReport, ConfigUnchanged, ConfigUpdate
+from logpulse_agent.controlplane.protocol import (
+    ConfigErrorReport,
+    ConfigUnchanged,
+    ConfigUpdate,
+    config_etag,
+    is_empty_config,
+)
 from logpulse_agent.errors import (
     ControlPlaneError,
     RevokedError,
@@ -67,7 +72,7 @@ from logpulse_agent.errors import (
 )
 from logpulse_agent.status.sections import ConfigStatus
 from logpulse_agent.status.tracker import StatusTracker
-from logpulse_agent.vector.options import is_empty_config, requires_restart
+from logpulse_agent.vector.options import requires_restart
 
 log = structlog.get_logger(__name__)
 
@@ -194,7 +199,7 @@ class ConfigSync:
             live = self.store.read_live()
             if live is None or is_empty_config(live):
                 return
-            if self.rejected is not None and self.rejected.failed(sha256_etag(live)):
+            if self.rejected is not None and self.rejected.failed(config_etag(live)):
                 return  # left behind by a crash loop with nothing to roll back to: Vector stays off
             log.info("config.resume_unrecorded", reason="no record matches the live config")
             await self._start_resumed()
@@ -399,7 +404,7 @@ class ConfigSync:
             if etag is None or etag == crashed or (rejected is not None and rejected.failed(etag)):
                 continue
             body = read()
-            if body is not None and sha256_etag(body) == etag:
+            if body is not None and config_etag(body) == etag:
                 return Fallback(version, etag, body, watch=index == 0)
         return None
 
