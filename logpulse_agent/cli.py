@@ -218,7 +218,7 @@ def run_cmd(
         poll_interval=poll_interval,
         heartbeat_interval=heartbeat_interval,
     )
-    configure_logging(settings.log_dir)
+    configure_logging(settings.layout.agent_log)
     for key in ("api_url", "install_url"):
         url = getattr(settings, key)
         if url and check_url(key, url, settings.allow_insecure_http):
