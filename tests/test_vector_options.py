@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from logpulse_agent.vector.options import (
@@ -66,14 +67,14 @@ class TestGlobalOptions:
         """An empty file has no global options."""
         assert global_options("") == {}
 
-    def test_rejects_non_mapping_documents(self) -> None:
-        """A YAML list or scalar is not a Vector config."""
-        for text in ("- a\n", "just text\n", "a: [\n"):
-            try:
-                global_options(text)
-            except ValueError:
-                continue
-            raise AssertionError(f"accepted {text!r}")
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [("- a\n", "mapping"), ("just text\n", "mapping"), ("a: [\n", "not valid YAML")],
+    )
+    def test_rejects_non_mapping_documents(self, text: str, reason: str) -> None:
+        """A YAML list or scalar, or no YAML at all, is not a Vector config."""
+        with pytest.raises(ValueError, match=reason):
+            global_options(text)
 
     def test_parses_with_libyaml_when_pyyaml_has_it(self) -> None:
         """The pure-Python loader takes most of a minute on a few MiB; libyaml does not."""
