@@ -10,6 +10,7 @@ from logpulse_agent.config.decisions import (
     crash_window,
     plan_update,
     poll_cursor,
+    rejection_withdrawn,
     retry_ceiling,
     should_poll_now,
     standing,
@@ -92,3 +93,13 @@ class TestTiming:
         rejected = RejectedConfig(4, "sha256:bbb", "bad", "t")
         assert poll_cursor(APPLIED, rejected) == (4, "sha256:bbb")
         assert poll_cursor(AppliedConfig(), rejected) == (4, "sha256:bbb")
+
+    def test_a_rejected_version_is_withdrawn_when_we_hold_what_is_served(self) -> None:
+        """A halted staged rollout serves the version we kept: the rejected one is withdrawn;
+        while the server still serves the rejected version, it is not."""
+        rejected = RejectedConfig(version=4, etag="sha256:bad", message="m", at="t")
+        assert rejection_withdrawn(3, APPLIED, rejected)
+        assert not rejection_withdrawn(4, APPLIED, rejected)
+        assert not rejection_withdrawn(5, APPLIED, rejected)  # something newer: poll it first
+        assert not rejection_withdrawn(None, APPLIED, rejected)
+        assert not rejection_withdrawn(3, APPLIED, None)

@@ -267,6 +267,34 @@ class TestAfterARejection:
         assert h.validated == [GOOD, BAD]
 
 
+class TestRolledBack:
+    async def test_a_lower_version_from_the_server_is_applied(self, h: Harness) -> None:
+        """A staged rollout rolled back: version 2 is served again after 3 was applied; it is
+        validated once, applied, and later polls send its version and etag."""
+        await h.poll(update(2, GOOD))
+        await h.poll(update(3, GOOD2))
+        await h.poll(update(2, GOOD))
+        assert (h.sync.applied.version, h.store.read_live()) == (2, GOOD)
+        assert h.sync.rejected is None
+        assert h.validated == [GOOD, GOOD2, GOOD]
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (2, update(2, GOOD).etag)
+
+    async def test_a_withdrawn_rejection_is_forgotten(self, h: Harness) -> None:
+        """Version 3 failed validation; once the server serves version 2 (which we hold), the
+        error is cleared from the status and the bad version is not fetched-and-retried."""
+        await h.poll(update(2, GOOD))
+        await h.poll(update(3, b"sources: {x: {type: nonsense}}\n"))
+        assert h.sync.rejected is not None
+        h.sync.note_served(3)
+        assert h.sync.rejected is not None  # still offered: still an error
+        h.sync.note_served(2)
+        assert h.sync.rejected is None
+        assert h.store.load_rejected() is None
+        assert h.status.snapshot()["config"]["lastError"] is None
+        assert len(h.validated) == 2
+
+
 class TestCrashLoop:
     async def test_crash_loop_rolls_back_to_last_known_good(self, h: Harness) -> None:
         """Three exits right after an apply restore the last-known-good config."""

@@ -120,3 +120,18 @@ def should_poll_now(heartbeat_version: int | None, cursor_version: int) -> bool:
     """A heartbeat saying the group is ahead of the version we poll with (the applied one, or
     the rejected one) triggers an immediate poll."""
     return heartbeat_version is not None and heartbeat_version > cursor_version
+
+
+def rejection_withdrawn(
+    served_version: int | None, applied: AppliedConfig, rejected: RejectedConfig | None
+) -> bool:
+    """The control plane no longer offers the version we rejected: it serves (in its heartbeat
+    answer) the version we hold, and that is another one. A staged rollout that halted, was
+    aborted or replaced serves its agents the previous version again (SPEC §11.3); the error
+    about the withdrawn version is then no longer pending."""
+    return (
+        rejected is not None
+        and served_version is not None
+        and served_version == applied.version
+        and served_version != rejected.version
+    )

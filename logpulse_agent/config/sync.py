@@ -47,6 +47,7 @@ from logpulse_agent.config.decisions import (
     crash_window,
     plan_update,
     poll_cursor,
+    rejection_withdrawn,
     retry_ceiling,
     should_poll_now,
     standing,
@@ -166,8 +167,9 @@ class ConfigSync:
         return poll_cursor(self.applied, self.rejected)
 
     def on_group_version(self, version: int | None) -> None:
-        """A heartbeat said which config version the group is at: poll now when it is ahead of
-        the one we poll with."""
+        """A heartbeat said which config version the group serves us: poll now when it is
+        ahead of the one we poll with; forget a rejected version it no longer offers."""
+        self.note_served(version)
         if should_poll_now(version, self.cursor[0]):
             self.poke()
 
@@ -222,6 +224,18 @@ class ConfigSync:
             return
         async with self._lock:
             await self._handle(update)
+
+    def note_served(self, served_version: int | None) -> None:
+        """The version the control plane serves us (heartbeat answer): forget a rejected
+        version it withdrew, so its error stops being reported (and is never retried)."""
+        if rejection_withdrawn(served_version, self.applied, self.rejected):
+            assert self.rejected is not None
+            log.info(
+                "config.rejection_withdrawn", version=self.rejected.version, served=served_version
+            )
+            self.rejected = None
+            self.store.save_rejected(None)
+            self._publish()
 
     async def check_vector(self) -> None:
         """Roll back on a crash loop; promote a config that survived its window."""

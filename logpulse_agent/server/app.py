@@ -19,7 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import admin_fleet_routes, admin_routes, agent_routes
+from logpulse_agent.server import (
+    admin_fleet_routes,
+    admin_routes,
+    agent_routes,
+    checkpointer,
+    config_versions,
+    rollout_routes,
+    rollouts,
+)
 from logpulse_agent.server.admin_auth import setup_admin_token
 from logpulse_agent.server.agents import DEFAULT_OFFLINE_THRESHOLD
 from logpulse_agent.server.configs import DEFAULT_CACHE_SIZE, ConfigCache
@@ -36,7 +44,7 @@ from logpulse_agent.server.http import (
 from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.render import IngestSettings, render_config
 from logpulse_agent.server.store import Store
-from logpulse_agent.server.sweeps import DEFAULT_SWEEP_INTERVAL, Sweeper
+from logpulse_agent.server.sweeps import DEFAULT_ROLLOUT_INTERVAL, DEFAULT_SWEEP_INTERVAL, Sweeper
 
 DEFAULT_INGEST_URL = "http://127.0.0.1:8088"
 HEARTBEAT_BODY_LIMIT = 256 * 1024
@@ -64,6 +72,9 @@ def create_app(
     heartbeat_body_limit: int = HEARTBEAT_BODY_LIMIT,
     bulk_body_limit: int = BULK_BODY_LIMIT,
     config_cache_size: int = DEFAULT_CACHE_SIZE,
+    heartbeat_interval: float = rollouts.DEFAULT_HEARTBEAT_INTERVAL,
+    rollout_interval: float | None = DEFAULT_ROLLOUT_INTERVAL,
+    checkpoint_interval: float | None = checkpointer.DEFAULT_INTERVAL,
 ) -> Starlette:
     """The server over the SQLite file ``db_path`` (created and migrated as needed).
 
@@ -74,12 +85,21 @@ def create_app(
     (Unix seconds) drives every time the server stores or compares: token expiry, action
     deadlines, heartbeats, the ``offline_threshold``.
     ``sweep_interval`` is the period of the background sweeps; ``None`` disables them (tests
-    call ``app.state.ctx.sweeper.run_once()``).
+    call ``app.state.ctx.sweeper.run_once()``). ``rollout_interval`` is how often staged
+    rollouts are advanced (``None``: never by themselves, tests call
+    ``sweeper.run_rollouts_once()``); ``heartbeat_interval`` is the agents' (two missed ones
+    make an admitted agent a failure). ``checkpoint_interval``: while the app runs (lifespan),
+    WAL checkpoints run on a thread that often instead of inside a request
+    (:mod:`.checkpointer`); ``None`` leaves them to SQLite.
     """
     ingest = ingest or IngestSettings(endpoint=DEFAULT_INGEST_URL)
     render_config([], "linux", ingest)  # ValueError now, not on the first poll, for a bad URL
     store = Store(db_path, clock=clock)
     token_hash, generated = setup_admin_token(store, admin_token)
+    with store.write() as conn:
+        config_versions.snapshot_missing(conn, clock())
+        config_versions.settings_changed(conn, repr(ingest))
+        rollouts.set_heartbeat_interval(conn, heartbeat_interval)
     sweeper = Sweeper(store, clock=clock, offline_threshold=offline_threshold)
     ctx = ServerContext(
         store=store,
@@ -96,16 +116,25 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None
+        loop = asyncio.get_running_loop()
+        wal = None
+        if checkpoint_interval is not None:
+            wal = checkpointer.Checkpointer(store, checkpoint_interval)
+            wal.start()
+        tasks = []
         if sweep_interval is not None:
-            task = asyncio.get_running_loop().create_task(sweeper.run_forever(sweep_interval))
+            tasks.append(loop.create_task(sweeper.run_forever(sweep_interval)))
+        if rollout_interval is not None:
+            tasks.append(loop.create_task(sweeper.run_rollouts_forever(rollout_interval)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if wal is not None:
+                wal.stop()
             store.close()
 
     routes = [
@@ -114,6 +143,7 @@ def create_app(
         *agent_routes.routes,
         *admin_routes.routes,
         *admin_fleet_routes.routes,
+        *rollout_routes.routes,
     ]
     app = Starlette(
         routes=routes,

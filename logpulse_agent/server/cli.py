@@ -19,7 +19,7 @@ import click
 import structlog
 
 from logpulse_agent import __version__
-from logpulse_agent.server import cli_config, cli_fleet
+from logpulse_agent.server import cli_config, cli_fleet, cli_rollout
 
 DEFAULT_DB = "logpulse-server.db"
 
@@ -107,6 +107,14 @@ def main() -> None:
     help="Seconds between sweeps (action expiry, offline marks).",
 )
 @click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0.01),
+    default=30.0,
+    show_default=True,
+    help="The agents' heartbeat interval (their LOGPULSE_HEARTBEAT_INTERVAL): a staged rollout "
+    "counts an admitted agent silent for two of them as failed.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=False,
     show_default=True,
@@ -143,6 +151,7 @@ def serve(
     ingest_url: str,
     offline_threshold: float,
     sweep_interval: float,
+    heartbeat_interval: float,
     access_log: bool,
     keep_alive: int,
     max_connections: int | None,
@@ -170,6 +179,7 @@ def serve(
             ingest=IngestSettings(endpoint=ingest_url),
             offline_threshold=offline_threshold,
             sweep_interval=sweep_interval,
+            heartbeat_interval=heartbeat_interval,
         )
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
@@ -222,6 +232,7 @@ for _command in (
     cli_fleet.agents,
     cli_fleet.upgrade,
     cli_fleet.actions,
+    cli_rollout.rollout,
 ):
     main.add_command(_command)
 
