@@ -286,9 +286,9 @@ class TestRolledBack:
         await h.poll(update(2, GOOD))
         await h.poll(update(3, b"sources: {x: {type: nonsense}}\n"))
         assert h.sync.rejected is not None
-        h.sync.note_served(3)
+        h.sync.book.withdraw(3)
         assert h.sync.rejected is not None  # still offered: still an error
-        h.sync.note_served(2)
+        h.sync.book.withdraw(2)
         assert h.sync.rejected is None
         assert h.store.load_rejected() is None
         assert h.status.snapshot()["config"]["lastError"] is None
@@ -613,7 +613,7 @@ class TestFailurePaths:
         await h.poll(update(11, GOOD))
         await h.poll(update(12, BAD))
         assert h.sync.rejected is not None and h.sync.rejected.version == 12
-        h.sync._set_applied(AppliedConfig())  # what the server's move does to `since`
+        h.sync.book.set_applied(AppliedConfig())  # what the server's move does to `since`
         await h.poll(update(4, GOOD2))
         assert h.sync.applied.version == 4
         assert h.sync.rejected is None

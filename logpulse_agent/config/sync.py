@@ -30,14 +30,14 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
 from logpulse_agent.backoff import jittered
-from logpulse_agent.clock import rfc3339, utc_now
+from logpulse_agent.config.book import ConfigBook
 from logpulse_agent.config.decisions import (
     CRASH_LOOP_EXITS,
     Plan,
@@ -46,20 +46,13 @@ from logpulse_agent.config.decisions import (
     crash_loop,
     crash_window,
     plan_update,
-    poll_cursor,
-    rejection_withdrawn,
     retry_ceiling,
     should_poll_now,
     standing,
     survived,
 )
-from logpulse_agent.config.store import (
-    AppliedConfig,
-    ConfigStore,
-    RejectedConfig,
-)
+from logpulse_agent.config.store import AppliedConfig, ConfigStore, RejectedConfig
 from logpulse_agent.controlplane.protocol import (
-    ConfigErrorReport,
     ConfigUnchanged,
     ConfigUpdate,
     config_etag,
@@ -71,7 +64,6 @@ from logpulse_agent.errors import (
     ValidationFailed,
     VectorError,
 )
-from logpulse_agent.status.sections import ConfigStatus
 from logpulse_agent.status.tracker import StatusTracker
 from logpulse_agent.vector.options import requires_restart
 
@@ -102,16 +94,6 @@ Fetch = Callable[[int, "str | None"], Awaitable["ConfigUnchanged | ConfigUpdate"
 Validate = Callable[[Path], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Fallback:
-    """A config to roll back to; ``watch``: it never ran a whole window, so watch it again."""
-
-    version: int
-    etag: str
-    body: bytes
-    watch: bool
-
-
 class ConfigSync:
     """The config-sync task; ``poke()`` asks for an immediate poll."""
 
@@ -138,12 +120,18 @@ class ConfigSync:
         self._clock = clock
         self._poke = asyncio.Event()
         self._lock = asyncio.Lock()
-        self.applied = store.load_applied()
-        self.rejected = store.load_rejected()
+        self.book = ConfigBook(store, status)
         self._watch: Watch | None = None
         self._watching = asyncio.Event()
         self._skip_told: str | None = None  # the rejected etag a skip was logged for
-        self._publish()
+
+    @property
+    def applied(self) -> AppliedConfig:
+        return self.book.applied
+
+    @property
+    def rejected(self) -> RejectedConfig | None:
+        return self.book.rejected
 
     @property
     def watch(self) -> Watch | None:
@@ -161,16 +149,11 @@ class ConfigSync:
         """Poll now."""
         self._poke.set()
 
-    @property
-    def cursor(self) -> tuple[int, str | None]:
-        """The version and etag polls send (:func:`~.decisions.poll_cursor`)."""
-        return poll_cursor(self.applied, self.rejected)
-
     def on_group_version(self, version: int | None) -> None:
         """A heartbeat said which config version the group serves us: poll now when it is
         ahead of the one we poll with; forget a rejected version it no longer offers."""
-        self.note_served(version)
-        if should_poll_now(version, self.cursor[0]):
+        self.book.withdraw(version)
+        if should_poll_now(version, self.book.cursor[0]):
             self.poke()
 
     async def run(self) -> None:
@@ -219,23 +202,11 @@ class ConfigSync:
 
     async def poll_once(self) -> None:
         """One fetch and whatever it calls for."""
-        update = await self._fetch(*self.cursor)
+        update = await self._fetch(*self.book.cursor)
         if isinstance(update, ConfigUnchanged):
             return
         async with self._lock:
             await self._handle(update)
-
-    def note_served(self, served_version: int | None) -> None:
-        """The version the control plane serves us (heartbeat answer): forget a rejected
-        version it withdrew, so its error stops being reported (and is never retried)."""
-        if rejection_withdrawn(served_version, self.applied, self.rejected):
-            assert self.rejected is not None
-            log.info(
-                "config.rejection_withdrawn", version=self.rejected.version, served=served_version
-            )
-            self.rejected = None
-            self.store.save_rejected(None)
-            self._publish()
 
     async def check_vector(self) -> None:
         """Roll back on a crash loop; promote a config that survived its window."""
@@ -249,7 +220,7 @@ class ConfigSync:
             elif survived(watch, self._clock(), self.crash_window, exits):
                 live = self.store.read_live()
                 if live is not None:
-                    self._promote_lkg(watch, live)
+                    self._promote(watch, live)
 
     # --- polling -----------------------------------------------------------------------------
     async def _poll_guarded(self) -> float:
@@ -297,12 +268,12 @@ class ConfigSync:
             return
         log.info("config.received", **fields)
         if plan is Plan.RECORD_ONLY:
-            self._record(update.version, update.etag, empty=False)
+            self.book.record(update.version, update.etag, empty=False)
             return
         if plan is Plan.STOP:
             await self.vector.stop()
             self.watch = None
-            self._record(update.version, update.etag, empty=True)
+            self.book.record(update.version, update.etag, empty=True)
             log.info("config.empty", version=update.version, action="vector stopped")
             return
         await self._apply(update)
@@ -313,7 +284,7 @@ class ConfigSync:
         try:
             await self._validate(candidate)
         except ValidationFailed as exc:
-            self._reject(update.version, update.etag, str(exc))
+            self.book.reject(update.version, update.etag, str(exc))
             return
         # Parsing both configs can take seconds for a big one: off the event loop, which keeps
         # heartbeats, the supervisor and the systemd watchdog going meanwhile.
@@ -342,10 +313,10 @@ class ConfigSync:
                 # starts Vector again from the live file: either way, the previous file goes back.
                 self.store.write_live(previous)
                 if not restart:
-                    self._reject(update.version, update.etag, f"vector reload failed: {exc}")
+                    self.book.reject(update.version, update.etag, f"vector reload failed: {exc}")
                     return
                 what = "vector restart failed (global options changed)"
-                self._reject(update.version, update.etag, f"{what}: {exc}")
+                self.book.reject(update.version, update.etag, f"{what}: {exc}")
                 if replaced is not None:  # judged from the supervisor's next start onwards
                     self.watch = replace(replaced, since=self._clock())
                 return
@@ -354,7 +325,7 @@ class ConfigSync:
         if replaced is not None and previous is not None:
             self._keep_fallback(replaced, judged, previous)
         self.watch = Watch(update.version, update.etag, since)
-        self._record(update.version, update.etag, empty=False)
+        self.book.record(update.version, update.etag, empty=False)
         log.info("config.applied", version=update.version, etag=update.etag)
 
     def _judge(self, watch: Watch | None) -> Standing | None:
@@ -367,135 +338,36 @@ class ConfigSync:
     def _keep_fallback(self, watch: Watch, judged: Standing | None, body: bytes) -> None:
         """The replaced config ``watch`` (content ``body``) becomes a fallback if it earned it."""
         if judged is Standing.PROVEN:
-            self._promote_lkg(watch, body)
+            self._promote(watch, body)
         elif judged is Standing.CLEAN:
-            self.store.save_superseded(body)
-            self._set_applied(
-                replace(self.applied, superseded_version=watch.version, superseded_etag=watch.etag)
-            )
-            log.info("config.fallback", version=watch.version, reason="replaced without failing")
+            self.book.keep_superseded(watch, body)
 
     async def _rollback(self, watch: Watch, exits: int) -> None:
         """``watch`` crash-looped: back to the newest fallback that has not failed, else stop."""
         self.watch = None
-        target = self._fallback(watch.etag)
+        target = self.book.fallback(watch.etag)
         message = (
             f"Vector exited {exits} times within {self.crash_window:g}s of applying "
             f"version {watch.version}"
         )
         if target is None:
-            self._reject_crashed(watch, message + "; no config to roll back to, Vector stopped")
+            message += "; no config to roll back to, Vector stopped"
+            self.book.reject_crashed(watch, message)
             await self.vector.stop()
-            self._set_applied(AppliedConfig())
+            self.book.set_applied(AppliedConfig())
             log.error("config.crash_loop", version=watch.version, action="vector stopped")
             return
-        self._reject_crashed(watch, message + f"; rolled back to version {target.version}")
-        self.store.write_live(target.body)
-        self._set_applied(
-            replace(
-                self.applied,
-                version=target.version,
-                etag=target.etag,
-                empty=False,
-                superseded_version=0,
-                superseded_etag=None,
-            )
-        )
+        self.book.reject_crashed(watch, message + f"; rolled back to version {target.version}")
+        self.book.roll_back_to(target)
         if target.watch:  # it never ran a whole window: judged again, by the same rules
             self.watch = Watch(target.version, target.etag, self._clock())
         log.error("config.rolled_back", version=watch.version, to=target.version)
         await self.vector.restart()
 
-    def _fallback(self, crashed: str) -> Fallback | None:
-        """The newest fallback that has not failed (superseded, then last-known-good) and
-        whose file still holds what the record says."""
-        applied, rejected = self.applied, self.rejected
-        candidates = (
-            (applied.superseded_version, applied.superseded_etag, self.store.read_superseded),
-            (applied.lkg_version, applied.lkg_etag, self.store.read_lkg),
-        )
-        for index, (version, etag, read) in enumerate(candidates):
-            if etag is None or etag == crashed or (rejected is not None and rejected.failed(etag)):
-                continue
-            body = read()
-            if body is not None and config_etag(body) == etag:
-                return Fallback(version, etag, body, watch=index == 0)
-        return None
-
-    def _reject_crashed(self, watch: Watch, message: str) -> None:
-        """Record the crash loop of ``watch``. When another config is already rejected, that
-        one is what the control plane serves and ``watch`` was a fallback or still under
-        watch: its record stays (polls stay 204, it stays skipped) and ``watch`` joins it as
-        crashed, never to be started again."""
-        rejected = self.rejected
-        if rejected is None or rejected.etag == watch.etag:
-            self._reject(watch.version, watch.etag, message)
-            return
-        log.error("config.fallback_crashed", version=watch.version, error=message)
-        self._save_rejected(
-            replace(
-                rejected,
-                message=f"{rejected.message}; then {message[0].lower()}{message[1:]}",
-                at=rfc3339(utc_now()),
-                crashed_etags=(*rejected.crashed_etags, watch.etag),
-            )
-        )
-
-    def _promote_lkg(self, watch: Watch, body: bytes) -> None:
-        """``watch`` (content ``body``) ran its whole window: the new last-known-good, which
-        also makes an older superseded fallback pointless."""
-        self.store.save_lkg(body)
+    def _promote(self, watch: Watch, body: bytes) -> None:
+        self.book.promote(watch, body)
         if self.watch == watch:
             self.watch = None
-        self._set_applied(
-            replace(
-                self.applied,
-                lkg_version=watch.version,
-                lkg_etag=watch.etag,
-                superseded_version=0,
-                superseded_etag=None,
-            )
-        )
-        log.info("config.last_known_good", version=watch.version)
-
-    # --- bookkeeping -------------------------------------------------------------------------
-    def _record(self, version: int, etag: str, *, empty: bool) -> None:
-        """Record ``version``, which the control plane sent, as applied. It supersedes a
-        rejected config and clears the error, even at a lower version (versions count per
-        group, so a moved agent starts again from 1). An empty config forgets both fallbacks:
-        the operator withdrew every input, so a later crash loop rolls back to "stopped", never
-        to a pipeline removed on purpose.
-        """
-        if self.rejected is not None and etag != self.rejected.etag:
-            self.rejected = None
-            self.store.save_rejected(None)
-        applied = replace(self.applied, version=version, etag=etag, empty=empty)
-        self._set_applied(AppliedConfig(version, etag, empty=True) if empty else applied)
-
-    def _set_applied(self, applied: AppliedConfig) -> None:
-        self.store.save_applied(applied)
-        self.applied = applied
-        self._publish()
-
-    def _reject(self, version: int, etag: str, message: str) -> None:
-        log.error("config.rejected", version=version, etag=etag, error=message)
-        self._save_rejected(
-            RejectedConfig(version=version, etag=etag, message=message, at=rfc3339(utc_now()))
-        )
-
-    def _save_rejected(self, rejected: RejectedConfig) -> None:
-        self.rejected = rejected
-        self.store.save_rejected(rejected)
-        self._publish()
-
-    def _publish(self) -> None:
-        rejected = self.rejected
-        error = None
-        if rejected is not None:
-            error = ConfigErrorReport(rejected.version, rejected.message, rejected.at)
-        self.status.set(
-            ConfigStatus(self.applied.version, self.applied.etag, self.applied.empty, error)
-        )
 
 
 __all__ = ["CRASH_LOOP_EXITS", "ConfigSync", "VectorControl"]
