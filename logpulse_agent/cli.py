@@ -244,6 +244,7 @@ def run_cmd(
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
     from logpulse_agent.controlplane.identity import IdentityStore
     from logpulse_agent.status.report import assess, load_snapshot, render_json, render_text
+    from logpulse_agent.upgrade.probation import status_fields
 
     settings = _load(kwargs)
     snap = load_snapshot(settings.layout.status)
@@ -258,6 +259,8 @@ def status_cmd(as_json: bool, **kwargs: Any) -> None:
         sys.exit(EXIT_NOT_ENROLLED)
     if snap is None:
         snap = {"agentVersion": __version__}
+    # Root's view of an upgrade probation, live (even while the new agent crash-loops).
+    snap["probation"] = status_fields(settings.layout.upgrade_probation)
     health, reasons = assess(snap, time.time())
     if as_json:
         click.echo(render_json(snap, health, reasons))

@@ -33,9 +33,11 @@ from logpulse_agent.config.sync import ConfigSync
 from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
 from logpulse_agent.controlplane.identity import Identity, IdentityStore
 from logpulse_agent.daemon.status_feed import StatusFeed
+from logpulse_agent.heartbeat.body import HeartbeatSnapshot
 from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
 from logpulse_agent.status.tracker import StatusTracker
+from logpulse_agent.upgrade.probation import Promoter
 from logpulse_agent.upgrade.record import inflight_file
 from logpulse_agent.vector.commands import candidate_validator
 from logpulse_agent.vector.supervisor import VectorSupervisor
@@ -113,8 +115,23 @@ async def build_agent(
             poll_interval=settings.poll_interval,
             wake=heartbeat_now,
             rng=rng,
+            on_success=promotion(settings),
         )
         yield Agent(supervisor, sync, heartbeat, executor, feed)
+
+
+def promotion(settings: Settings) -> Callable[[HeartbeatSnapshot], bool]:
+    """After a ``2xx`` heartbeat: promote a release on upgrade probation (SPEC §11.4)."""
+    layout = settings.layout
+    promoter = Promoter(layout.upgrade_probation, layout.upgrade_promoted, __version__)
+
+    def after(snapshot: HeartbeatSnapshot) -> bool:
+        vector, config = snapshot.status.vector, snapshot.status.config
+        return promoter.after_heartbeat(
+            vector_running=vector is not None and vector.running, config_empty=config.empty
+        )
+
+    return after
 
 
 def build_config_sync(

@@ -14,6 +14,8 @@ state_dir/outbox.json             the action journal: results not yet delivered,
 state_dir/actions-seen.json       action ids ever picked up (at-most-once)
 state_dir/upgrade-inflight.json   the upgrade in progress
 state_dir/upgrade-request         the version asked of the root upgrade service
+state_dir/upgrade-probation       root's view of an upgrade probation (written by root as the agent)
+state_dir/upgrade-promoted        the agent's promotion of the release on probation: "VERSION ID"
 state_dir/upgrade/                the downloaded install script
 state_dir/status.json             the snapshot ``status`` prints
 state_dir/vector.pid              the Vector the agent spawned last
@@ -54,6 +56,8 @@ class Layout:
         self.ledger = self.state_dir / "actions-seen.json"
         self.upgrade_inflight = self.state_dir / "upgrade-inflight.json"
         self.upgrade_request = self.state_dir / "upgrade-request"
+        self.upgrade_probation = self.state_dir / "upgrade-probation"
+        self.upgrade_promoted = self.state_dir / "upgrade-promoted"
         self.upgrade_scripts = self.state_dir / "upgrade"
         self.status = self.state_dir / "status.json"
         self.vector_pid = self.state_dir / "vector.pid"

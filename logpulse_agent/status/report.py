@@ -19,6 +19,7 @@ from typing import Any
 from logpulse_agent.clock import parse_rfc3339
 from logpulse_agent.pids import pid_alive
 from logpulse_agent.state import atomic
+from logpulse_agent.upgrade.probation import status_line
 
 HEARTBEAT_STALE_AFTER = 300.0
 
@@ -102,6 +103,9 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
             f"upgrade:         {upgrade.get('fromVersion')} -> {upgrade.get('toVersion')} "
             f"(action {upgrade.get('actionId')}, since {upgrade.get('startedAt')})"
         )
+    on_probation = status_line(snap.get("probation"))
+    if on_probation:
+        lines.append(f"probation:       {on_probation}")
     lines.append(f"snapshot:        {snap.get('updatedAt', '?')} (pid {snap.get('pid')})")
     return "\n".join(lines)
 
