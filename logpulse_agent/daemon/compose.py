@@ -42,9 +42,6 @@ from logpulse_agent.upgrade.record import inflight_file
 from logpulse_agent.vector.commands import candidate_validator
 from logpulse_agent.vector.supervisor import VectorSupervisor
 
-# Variables that must never reach Vector's environment (it would expose them to its config).
-PRIVATE_ENV = ("LOGPULSE_ENROL_TOKEN",)
-
 
 @dataclass(frozen=True)
 class Agent:
@@ -77,7 +74,7 @@ async def build_agent(
 ) -> AsyncIterator[Agent]:
     """Build every part for ``identity``; the HTTP client lives as long as the context."""
     layout = settings.layout
-    supervisor = build_supervisor(settings, vector_environment(environ))
+    supervisor = build_supervisor(settings, environ)  # Vector gets vector.commands.child_env
     async with make_http_client(settings, version=__version__) as http:
         client = ControlPlaneClient(
             http,
@@ -151,9 +148,7 @@ def build_config_sync(
     return ConfigSync(
         store=ConfigStore(layout),
         fetch=functools.partial(client.fetch_config, identity.agent_id),
-        validate=candidate_validator(
-            settings.vector_bin, layout.globals_config, vector_environment(environ)
-        ),
+        validate=candidate_validator(settings.vector_bin, layout.globals_config, environ),
         vector=supervisor,
         status=tracker,
         poll_interval=settings.poll_interval,
@@ -183,8 +178,3 @@ def retry_policy(poll_interval: float, *, max_attempts: int | None = None) -> Re
         ceiling=retry_ceiling(poll_interval),
         max_attempts=max_attempts,
     )
-
-
-def vector_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The agent's environment without what Vector must never see."""
-    return {key: value for key, value in environ.items() if key not in PRIVATE_ENV}

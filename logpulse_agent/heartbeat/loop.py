@@ -75,7 +75,6 @@ class HeartbeatLoop:
         self._wall_clock = wall_clock
         self._wake = wake or asyncio.Event()
         self._on_success = on_success
-        self.sent = 0
 
     def wake(self) -> None:
         """Ask for a heartbeat now (thread-unsafe; call from the event loop)."""
@@ -105,7 +104,6 @@ class HeartbeatLoop:
             self.status.set(replace(self.status.control_plane, state="unreachable", error=str(exc)))
             return delay
         self.failures = 0
-        self.sent += 1
         self.journal.acknowledge(results)
         self.status.set(
             ControlPlaneStatus("ok", None, self._wall_clock()),

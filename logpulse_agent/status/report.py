@@ -30,7 +30,14 @@ def _parse_iso(value: object) -> float | None:
 
 
 def load_snapshot(path: Path) -> dict[str, Any] | None:
-    data = atomic.read_json(path)
+    """The snapshot at ``path``; None when there is none or it is not a JSON object (it is
+    written without fsync, so a power loss can leave it empty until the daemon rewrites it).
+    :class:`StateError` when it cannot be read at all."""
+    raw = atomic.read_bytes(path)
+    try:
+        data = None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
     return data if isinstance(data, dict) else None
 
 
@@ -56,7 +63,8 @@ def assess(
             reasons.append("no successful heartbeat for over 5 minutes")
     vec = snap.get("vector") or {}
     if vec.get("shouldRun") and not vec.get("running"):
-        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}")
+        why = f": {vec['lastError']}" if vec.get("lastError") else ""
+        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}{why}")
     return ("degraded" if reasons else "healthy"), reasons
 
 
@@ -86,6 +94,8 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
         f"vector:          {vec.get('state', '?')} pid={vec.get('pid') or '-'} "
         f"uptime={uptime} version={vec.get('version') or '-'}"
     )
+    if vec.get("lastError"):
+        lines.append(f"  last error:    {vec['lastError']}")
     lines.append(f"pending results: {snap.get('pendingActionResults', 0)}")
     upgrade = snap.get("inflightUpgrade")
     if upgrade:
