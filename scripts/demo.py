@@ -174,6 +174,7 @@ def main() -> int:
             f"export LOGPULSE_ADMIN_TOKEN={admin_token}\nexport PATH={BIN}:$PATH\n"
         )
         env_file.chmod(0o600)
+        say(f"\n• fleet pages: {url}/ui/  (sign in with LOGPULSE_ADMIN_TOKEN from demo/env.sh)")
         say(f"""
 Try next, in another terminal (source demo/env.sh first):
   logpulse-agent status                        # what the daemon last recorded

@@ -104,3 +104,17 @@ def test_server_hotpath_reports_cpu_per_request(tmp_path: Path) -> None:
     assert set(result) == {"config_204", "config_200", "heartbeat_200"}
     for figures in result.values():
         assert figures["cpu_us_per_request_median"] > 0
+
+
+def test_ui_agents_page_times_each_scenario_against_a_seeded_fleet(tmp_path: Path) -> None:
+    """A seeded fleet is served by a real server; every scenario answers 200 and is timed."""
+    result, table = run_script(
+        "ui_agents_page.py", tmp_path, "--agents", "120", "--requests", "2", "--warmup", "1"
+    )
+    (run,) = result["results"]
+    assert run["agents"] == 120
+    assert len(run["scenarios"]) == 8
+    for figures in run["scenarios"].values():
+        assert 0 < figures["median_ms"] <= figures["max_ms"]
+        assert figures["bytes"] > 0
+    assert "first page" in table and "bulk review" in table

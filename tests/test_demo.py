@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert "logpulse-agent 0.1.0: healthy" in text
         assert "the Vector stand-in" in text or "real Vector" in text
         assert "2/2" in text, "agents list shows the applied version equal to the group's"
+        assert re.search(r"fleet pages: http://127\.0\.0\.1:\d+/ui/ ", text)
         children = psutil.Process(demo.pid).children(recursive=True)
         assert children
         demo.send_signal(signal.SIGINT)

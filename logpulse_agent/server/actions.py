@@ -80,14 +80,27 @@ def create(
     deadline_seconds: int,
     now: float,
 ) -> list[sqlite3.Row]:
-    """One action per agent, all or nothing: unknown agents → 404, revoked ones → 409."""
+    """One action per agent, all or nothing: unknown agents → 404, revoked ones → 409.
+
+    The actions share one new ``batch_id``, whose progress :func:`batch_counts` adds up.
+    """
     check_agents(conn, agent_ids)
     ids = [new_id() for _ in agent_ids]
+    batch_id = new_id()
     conn.executemany(
         "INSERT INTO agent_actions (id, agent_id, type, payload, status, created_at,"
-        " deadline_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+        " deadline_at, updated_at, batch_id) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
         [
-            (action_id, agent_id, action_type, _dumps(payload), now, now + deadline_seconds, now)
+            (
+                action_id,
+                agent_id,
+                action_type,
+                _dumps(payload),
+                now,
+                now + deadline_seconds,
+                now,
+                batch_id,
+            )
             for action_id, agent_id in zip(ids, agent_ids, strict=True)
         ],
     )
@@ -108,6 +121,7 @@ def list_actions(
     *,
     agent_id: str | None = None,
     status: str | None = None,
+    batch_id: str | None = None,
     limit: int = 1000,
     offset: int = 0,
 ) -> list[sqlite3.Row]:
@@ -115,6 +129,9 @@ def list_actions(
     if agent_id is not None:
         where.append("agent_id = ?")
         params.append(agent_id)
+    if batch_id is not None:
+        where.append("batch_id = ?")
+        params.append(batch_id)
     if status is not None:
         where.append("status = ?")
         params.append(status)
@@ -122,6 +139,33 @@ def list_actions(
     sql = "SELECT * FROM agent_actions" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
     sql += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
     return conn.execute(sql, (*params, limit, offset)).fetchall()
+
+
+def batch_counts(conn: sqlite3.Connection, batch_id: str) -> dict[str, int]:
+    """Status → how many actions of the batch have it (every status present, zeros included);
+    :class:`NotFound` for an unknown batch."""
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = conn.execute(
+        "SELECT status, COUNT(*) FROM agent_actions WHERE batch_id = ? GROUP BY status",
+        (batch_id,),
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no action batch with id {batch_id!r}")
+    counts.update((row[0], int(row[1])) for row in rows)
+    return counts
+
+
+def list_batches(conn: sqlite3.Connection, *, limit: int = 50) -> list[sqlite3.Row]:
+    """The newest batches: ``batch_id``, ``type``, ``payload`` (of one of its actions),
+    ``created_at``, ``total`` and one count column per status."""
+    sums = ", ".join(f"SUM(status = '{status}') AS {status}" for status in STATUSES)
+    return conn.execute(
+        f"SELECT batch_id, MIN(type) AS type, MIN(payload) AS payload,"  # noqa: S608
+        f" MIN(created_at) AS created_at, COUNT(*) AS total, {sums}"
+        " FROM agent_actions WHERE batch_id IS NOT NULL"
+        " GROUP BY batch_id ORDER BY created_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
 
 
 def cancel(conn: sqlite3.Connection, action_id: str, now: float) -> sqlite3.Row:
@@ -251,4 +295,5 @@ def to_json(row: sqlite3.Row) -> dict[str, Any]:
         "startedAt": isotime(row["started_at"]),
         "finishedAt": isotime(row["finished_at"]),
         "updatedAt": isotime(row["updated_at"]),
+        "batchId": row["batch_id"],
     }

@@ -49,6 +49,7 @@ async def list_agents(request: Request, ctx: ServerContext) -> Response:
             threshold=ctx.offline_threshold,
             group_id=group_id,
             status=status,
+            host=request.query_params.get("host") or None,
             limit=limit,
             offset=offset,
         )
@@ -84,9 +85,15 @@ async def list_actions(request: Request, ctx: ServerContext) -> Response:
     status = _choice(request, "status", actions.STATUSES)
     limit, offset = _page(request)
     agent_id = request.query_params.get("agentId") or None
+    batch_id = request.query_params.get("batchId") or None
     with ctx.store.read() as conn:
         rows = actions.list_actions(
-            conn, agent_id=agent_id, status=status, limit=limit, offset=offset
+            conn,
+            agent_id=agent_id,
+            status=status,
+            batch_id=batch_id,
+            limit=limit,
+            offset=offset,
         )
     return ok([actions.to_json(row) for row in rows])
 

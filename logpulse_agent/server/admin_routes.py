@@ -134,14 +134,7 @@ async def mint_token(request: Request, ctx: ServerContext) -> Response:
     body = await _body(request, ctx, "mintEnrolmentToken")
     now = ctx.clock()
     with ctx.store.write() as conn:
-        row, raw = enrolment.mint_token(
-            conn,
-            str(body["group"]),
-            ttl_seconds=int(body.get("ttlSeconds", enrolment.DEFAULT_TTL_SECONDS)),
-            max_uses=int(body.get("maxUses", enrolment.DEFAULT_MAX_USES)),
-            label=body.get("label"),
-            now=now,
-        )
+        row, raw = enrolment.mint_from_request(conn, body, now)
     return ok({**enrolment.to_json(row, now), "token": raw}, status=201)
 
 

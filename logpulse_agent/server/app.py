@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from logpulse_agent.server import (
     admin_fleet_routes,
@@ -27,6 +27,7 @@ from logpulse_agent.server import (
     config_versions,
     rollout_routes,
     rollouts,
+    ui,
 )
 from logpulse_agent.server.admin_auth import setup_admin_token
 from logpulse_agent.server.agents import DEFAULT_OFFLINE_THRESHOLD
@@ -137,13 +138,14 @@ def create_app(
                 wal.stop()
             store.close()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", health, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *agent_routes.routes,
         *admin_routes.routes,
         *admin_fleet_routes.routes,
         *rollout_routes.routes,
+        ui.mount(),
     ]
     app = Starlette(
         routes=routes,
@@ -155,5 +157,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.ui = ui.state(clock=clock, form_limit=body_limit)
     app.state.generated_admin_token = generated
     return app

@@ -61,6 +61,15 @@ def specs(conn: sqlite3.Connection, group_id: str, version: int) -> list[InputSp
     ]
 
 
+def versions(conn: sqlite3.Connection, group_id: str) -> list[int]:
+    """The group's recorded versions (those whose inputs are known), newest first."""
+    rows = conn.execute(
+        "SELECT version FROM config_versions WHERE group_id = ? ORDER BY version DESC",
+        (group_id,),
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
 def stored_body(
     conn: sqlite3.Connection, group_id: str, version: int, platform: str
 ) -> tuple[bytes, str] | None:

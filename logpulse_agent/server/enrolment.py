@@ -73,6 +73,20 @@ def mint_token(
     return get(conn, token_id), raw
 
 
+def mint_from_request(
+    conn: sqlite3.Connection, body: dict[str, Any], now: float
+) -> tuple[sqlite3.Row, str]:
+    """:func:`mint_token` for a checked ``MintEnrolmentTokenRequest`` body, defaults applied."""
+    return mint_token(
+        conn,
+        str(body["group"]),
+        ttl_seconds=int(body.get("ttlSeconds", DEFAULT_TTL_SECONDS)),
+        max_uses=int(body.get("maxUses", DEFAULT_MAX_USES)),
+        label=body.get("label"),
+        now=now,
+    )
+
+
 def get(conn: sqlite3.Connection, token_id: str) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM agent_enrollment_tokens WHERE id = ?", (token_id,)

@@ -82,19 +82,12 @@ def is_json_type(content_type: str | None) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
-    """The request body parsed as JSON, read up to ``limit`` bytes.
+async def read_body(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> bytes:
+    """The request body, read up to ``limit`` bytes.
 
-    Raises :class:`UnsupportedMediaType` when ``Content-Type`` names something else,
-    :class:`PayloadTooLarge` past the limit (checked on ``Content-Length`` first, then
-    while streaming, so a chunked body cannot grow unbounded) and :class:`BadRequest` when the
-    bytes are not UTF-8 JSON.
+    Raises :class:`PayloadTooLarge` past the limit (checked on ``Content-Length`` first, then
+    while streaming, so a chunked body cannot grow unbounded).
     """
-    content_type = request.headers.get("content-type")
-    if not is_json_type(content_type):
-        raise UnsupportedMediaType(
-            f"request body is {(content_type or '')[:80]!r}; send it as application/json"
-        )
     declared = request.headers.get("content-length")
     too_large = f"request body is over the {limit // 1024} KiB limit"
     if declared is not None:
@@ -110,7 +103,22 @@ async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
         if size > limit:
             raise PayloadTooLarge(too_large)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
+    """The request body parsed as JSON, read up to ``limit`` bytes.
+
+    Raises :class:`UnsupportedMediaType` when ``Content-Type`` names something else,
+    :class:`PayloadTooLarge` past the limit (see :func:`read_body`) and :class:`BadRequest`
+    when the bytes are not UTF-8 JSON.
+    """
+    content_type = request.headers.get("content-type")
+    if not is_json_type(content_type):
+        raise UnsupportedMediaType(
+            f"request body is {(content_type or '')[:80]!r}; send it as application/json"
+        )
+    raw = await read_body(request, limit)
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object was expected", code="invalid_json")
     try:
