@@ -19,7 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import admin_fleet_routes, admin_routes, agent_routes
+from logpulse_agent.server import (
+    admin_dataplane_routes,
+    admin_fleet_routes,
+    admin_routes,
+    agent_routes,
+    ingest_routes,
+)
 from logpulse_agent.server.admin_auth import setup_admin_token
 from logpulse_agent.server.agents import DEFAULT_OFFLINE_THRESHOLD
 from logpulse_agent.server.configs import DEFAULT_CACHE_SIZE, ConfigCache
@@ -33,6 +39,8 @@ from logpulse_agent.server.http import (
     ok,
     unhandled_error_handler,
 )
+from logpulse_agent.server.ingest import DEFAULT_INGEST_BODY_LIMIT, Ingest
+from logpulse_agent.server.ingest_counters import DEFAULT_FLUSH_INTERVAL
 from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.render import IngestSettings, render_config
 from logpulse_agent.server.store import Store
@@ -64,6 +72,8 @@ def create_app(
     heartbeat_body_limit: int = HEARTBEAT_BODY_LIMIT,
     bulk_body_limit: int = BULK_BODY_LIMIT,
     config_cache_size: int = DEFAULT_CACHE_SIZE,
+    ingest_body_limit: int = DEFAULT_INGEST_BODY_LIMIT,
+    ingest_flush_interval: float | None = DEFAULT_FLUSH_INTERVAL,
 ) -> Starlette:
     """The server over the SQLite file ``db_path`` (created and migrated as needed).
 
@@ -74,7 +84,10 @@ def create_app(
     (Unix seconds) drives every time the server stores or compares: token expiry, action
     deadlines, heartbeats, the ``offline_threshold``.
     ``sweep_interval`` is the period of the background sweeps; ``None`` disables them (tests
-    call ``app.state.ctx.sweeper.run_once()``).
+    call ``app.state.ctx.sweeper.run_once()``). The HEC ingest (``/services/collector/…``)
+    accepts bodies up to ``ingest_body_limit`` bytes (compressed and inflated) and writes its
+    counters every ``ingest_flush_interval`` seconds (and before every admin read; ``None``: only
+    then and at shutdown).
     """
     ingest = ingest or IngestSettings(endpoint=DEFAULT_INGEST_URL)
     render_config([], "linux", ingest)  # ValueError now, not on the first poll, for a bad URL
@@ -92,20 +105,25 @@ def create_app(
         body_limit=body_limit,
         heartbeat_body_limit=heartbeat_body_limit,
         bulk_body_limit=bulk_body_limit,
+        ingest=Ingest(store, clock, body_limit=ingest_body_limit),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None
+        loop = asyncio.get_running_loop()
+        tasks = []
         if sweep_interval is not None:
-            task = asyncio.get_running_loop().create_task(sweeper.run_forever(sweep_interval))
+            tasks.append(loop.create_task(sweeper.run_forever(sweep_interval)))
+        if ingest_flush_interval is not None:
+            tasks.append(loop.create_task(ctx.ingest.counters.run_forever(ingest_flush_interval)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            ctx.ingest.counters.flush()
             store.close()
 
     routes = [
@@ -114,6 +132,8 @@ def create_app(
         *agent_routes.routes,
         *admin_routes.routes,
         *admin_fleet_routes.routes,
+        *admin_dataplane_routes.routes,
+        *ingest_routes.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from logpulse_agent.server.configs import ConfigCache
+from logpulse_agent.server.ingest import Ingest
 from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.store import Store
 from logpulse_agent.server.sweeps import Sweeper
@@ -25,6 +26,7 @@ class ServerContext:
     body_limit: int  # bytes, admin and enrol bodies
     heartbeat_body_limit: int  # bytes; results may carry an upgrade log tail
     bulk_body_limit: int  # bytes, bulk action creation (one id per agent)
+    ingest: Ingest  # the HEC-compatible ingest: counters, recent events, pause
 
 
 def context(request: Request) -> ServerContext:
