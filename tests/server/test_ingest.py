@@ -7,9 +7,11 @@ import gzip
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 
 from logpulse_agent.server.app import create_app
 from tests.server.harness import ADMIN_TOKEN, DEMO, Agent, FakeClock, Fleet
@@ -389,3 +391,22 @@ class TestRecentEvents:
         """404 for a group that does not exist, 400 for a limit over 1000."""
         assert (await fleet.admin("GET", "/groups/nope/events")).status_code == 404
         assert (await fleet.admin("GET", "/groups/web/events", limit=1001)).status_code == 400
+
+
+class TestRenderedSinkMeetsThisIngest:
+    async def test_the_rendered_sink_uses_the_defaults_this_ingest_answers(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """What this ingest relies on in the rendered splunk_hec_logs sink: a base URL (the sink
+        appends /services/collector/event: no endpoint_target, so "event"), the token as a
+        secret, and acknowledgements left at their default — indexer acks on, which never
+        wait here because no answer carries an ackId."""
+        preview = (await fleet.admin("GET", "/groups/web/preview")).text
+        (sink,) = yaml.safe_load(preview)["sinks"].values()
+        assert sink["type"] == "splunk_hec_logs"
+        assert urlsplit(sink["endpoint"]).path in ("", "/")  # a base URL
+        assert sink.get("endpoint_target", "event") == "event"
+        assert sink["default_token"] == "SECRET[logpulse.agent_token]"
+        assert sink.get("compression", "none") in ("none", "gzip")  # both are answered here
+        answer = await send(fleet, agent, batch(hec_event()))
+        assert "ackId" not in answer.json()
