@@ -28,7 +28,7 @@ HISTORY_LIMIT = 50
 COMPONENT_FIELDS = ("id", "kind", "type", "eventsIn", "eventsOut", "errors", "discarded")
 TOTAL_FIELDS = ("windowSeconds", "eventsIn", "eventsOut", "errors", "discarded")
 _DIGITS = re.compile(r"\d+(?:\.\d+)?")
-_SPACE = re.compile(r"\s+")
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")  # whitespace and control characters
 
 
 @dataclass(frozen=True)

@@ -104,12 +104,12 @@ class TestStored:
         assert "score" not in shown["health"]
 
     async def test_the_reason_is_one_line_without_tokens(self, fleet: Fleet, agent: Agent) -> None:
-        """Newlines and runs of spaces fold; a token in the reason is masked."""
+        """Newlines, control characters and runs of spaces fold; a token is masked."""
         token = "AGT_" + "x" * 43
-        reason = f"sink out_1:\n  401 with {token}\r\n(HTTP 401)"
+        reason = f"sink out_1:\n  401 with {token}\x1b[2J\r\n(HTTP 401)"
         await fleet.heartbeat(agent, health=health(reason=reason))
         assert (await fleet.agent(agent))["health"]["reason"] == (
-            "sink out_1: 401 with AGT_*** (HTTP 401)"
+            "sink out_1: 401 with AGT_*** [2J (HTTP 401)"
         )
 
     async def test_since_with_an_offset_and_nanoseconds(self, fleet: Fleet, agent: Agent) -> None:
@@ -125,6 +125,7 @@ class TestBounds:
             {"dataPlane": plane(*(component(f"c{i}") for i in range(201)))},
             {"dataPlane": plane(component(id=""))},
             {"dataPlane": plane(component(id="x" * 257))},
+            {"dataPlane": plane(component(id="out\x1b[2J"))},
             {"dataPlane": plane(component(type="t" * 65))},
             {"dataPlane": plane(component(errors=-1))},
             {"dataPlane": plane(component(errors=2**60))},
