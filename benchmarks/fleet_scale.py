@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._http import AGENT_VERSION, HttpxPool, RawPool  # noqa: E402
 from benchmarks._server import BenchServer, machine, percentile  # noqa: E402
+from benchmarks._slow_clients import SlowClients  # noqa: E402
 
 POLL_INTERVAL = 10.0
 HEARTBEAT_INTERVAL = 30.0
@@ -405,6 +406,7 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
     own_pools: list[RawPool | HttpxPool] = []
     tasks: list[asyncio.Task[None]] = []
     gc_watch: GcWatch | None = None
+    slow: SlowClients | None = None
     result: dict[str, Any] = {"agents": n}
     try:
         group, source, token = server.setup_group(f"fleet-{n}", max_uses=n)
@@ -419,6 +421,10 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
                 f"only {len(fleet.agents)} of {n} agents enrolled: {result['enrolment']['errors']}"
             )
         version = server.admin("GET", f"/groups/{group['id']}")["configVersion"]
+        if args.slow_clients:  # held from before the warm-up to the end of the rollout
+            idle, trickle = args.slow_clients
+            slow = SlowClients(url.hostname, url.port, idle=idle, trickle=trickle)
+            await slow.start()
         for agent in fleet.agents:
             tasks.append(asyncio.create_task(fleet.poll_loop(agent)))
             tasks.append(asyncio.create_task(fleet.heartbeat_loop(agent)))
@@ -487,6 +493,9 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
         sampler_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler_task
+        if slow is not None:
+            result["slow_clients"] = slow.stats()
+            await slow.stop()
         for own in [pool, *own_pools]:
             await own.close()
         server.stop()
@@ -560,6 +569,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 f" p99 {ep['latency_p99_ms']} max {ep['latency_max_ms']} ms; service p50 "
                 f"{ep['service_p50_ms']} p99 {ep['service_p99_ms']} ms"
             )
+        if "slow_clients" in r:
+            out.append(f"    slow clients: {r['slow_clients']}")
         t = r["rollout"]["traffic"]
         out.append(
             f"    rollout phase: {t['requests_per_second']:.0f} req/s, latency p99 "
@@ -619,6 +630,14 @@ def main() -> int:
         help="pass --keep-alive SECONDS to the server (default: the server's own, 5 s)",
     )
     parser.add_argument("--connections", type=int, default=64, help="pool size (default 64)")
+    parser.add_argument(
+        "--slow-clients",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=None,
+        metavar="IDLE,TRICKLE",
+        help="also hold IDLE silent and TRICKLE header-trickling connections, reopened when the "
+        "server cuts them (e.g. 1000,100; see benchmarks/_slow_clients.py)",
+    )
     parser.add_argument("--enrol-concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(

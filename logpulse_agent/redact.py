@@ -18,11 +18,23 @@ def redact(text: str) -> str:
 
 
 def redact_value(value: Any) -> Any:
-    """Redact strings inside ``value`` (nested dicts, lists and tuples), leaving the shape."""
+    """Redact strings inside ``value`` (nested dicts, lists and tuples), leaving the shape.
+
+    Dict keys are strings too: a token used as a key is masked like one used as a value. Two
+    keys that mask alike keep both values (the later one under ``key#2``, ``key#3`` …).
+    """
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            masked = redact(key) if isinstance(key, str) else key
+            if masked != key:
+                base, n = masked, 2
+                while masked in out or masked in value:
+                    masked, n = f"{base}#{n}", n + 1
+            out[masked] = redact_value(item)
+        return out
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(v) for v in value)
     return value

@@ -133,6 +133,7 @@ def start_live_server(
     event_hooks: Hooks | None = None,
     port: int = 0,
     access_log: bool = False,
+    extra_args: list[str] | None = None,
 ) -> LiveServer:
     """Start a server subprocess and wait until it listens (at most ``START_TIMEOUT`` s).
 
@@ -159,6 +160,7 @@ def start_live_server(
         args += ["--ingest-url", ingest_url]
     if access_log:
         args.append("--access-log")
+    args += extra_args or []
     if offline_threshold is not None:
         args += ["--offline-threshold", str(offline_threshold)]
     if sweep_interval is not None:

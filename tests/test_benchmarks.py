@@ -60,10 +60,13 @@ def test_fleet_scale_enrols_polls_and_rolls_out(tmp_path: Path) -> None:
         "fleet_scale.py",
         tmp_path,
         *("--agents", "30", "--duration", "3", "--warmup", "2", "--rollout-timeout", "40"),
+        *("--slow-clients", "20,5"),
     )
     (run,) = result["results"]
     assert run["agents"] == 30
     assert run["steady"]["requests"] > 0 and run["steady"]["errors"] == {}
+    slow = run["slow_clients"]  # held alongside the agents, which still saw no error
+    assert (slow["idle"], slow["trickle"]) == (20, 5) and slow["opened"] >= 25
     rollout = run["rollout"]
     assert rollout["reached"] == rollout["of"] == 30
     assert rollout["to_version"] == rollout["from_version"] + 1

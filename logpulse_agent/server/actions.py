@@ -9,9 +9,10 @@ Status moves one way::
 
 A heartbeat hands out the agent's ``pending`` actions (at most 10, oldest first, never past
 their deadline) and keeps handing each one out until the agent reports a status for it; the
-agent executes an id at most once. A reported result that breaks the state machine is logged
-and ignored; the rest of the heartbeat is kept. Re-reporting the current status (the agent's
-outbox delivers at least once) is a quiet no-op.
+agent executes an id at most once. A reported result that does not fit the ``ActionResult``
+schema (unknown status, over-long id) or breaks the state machine is logged and ignored; the
+rest of the heartbeat is kept (SPEC section 5). Re-reporting the current status (the agent's
+outbox delivers at least once) is a quiet no-op. Stored results are redacted, keys included.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Any
 
 import structlog
 
-from logpulse_agent.redact import redact_value
+from logpulse_agent.redact import redact, redact_value
 from logpulse_agent.server.errors import Conflict, NotFound
 from logpulse_agent.server.http import isotime
+from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.store import new_id
 
 log = structlog.get_logger("logpulse.server.actions")
@@ -136,6 +138,22 @@ def cancel_pending_for(conn: sqlite3.Connection, agent_id: str, now: float) -> i
         " WHERE agent_id = ? AND status = 'pending'",
         (now, now, agent_id),
     ).rowcount
+
+
+def usable_results(api: OpenApi, agent_id: str, reports: Sequence[Any]) -> list[dict[str, Any]]:
+    """The reports that fit the ``ActionResult`` schema; each other one is logged and dropped."""
+    usable = []
+    for report in reports:
+        problem = api.problem("ActionResult", report)
+        if problem is None:
+            usable.append(report)
+        else:
+            log.warning(
+                "action.result_ignored",
+                agent_id=agent_id,
+                reason=f"not an action result: {redact(problem)}",
+            )
+    return usable
 
 
 def apply_results(

@@ -5,6 +5,10 @@ message and status, or why the server could not be reached — so commands exit 
 Each admin command (:func:`admin_command`) takes ``--url`` (``LOGPULSE_SERVER_URL``),
 ``--admin-token`` (``LOGPULSE_ADMIN_TOKEN``) and ``--json`` (print the API's data instead of
 the readable form).
+
+Agents supply some of what is printed (hostnames, versions, error messages), so the readable
+form passes every value through :func:`printable`: an enrolled host cannot write escape
+sequences to the operator's terminal. ``--json`` output is ASCII-escaped JSON already.
 """
 
 from __future__ import annotations
@@ -24,8 +28,21 @@ from logpulse_agent.redact import redact
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 ADMIN_PREFIX = "/api/v1/admin"
-_DURATION_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
+_DURATION_RE = re.compile(r"([0-9]+)\s*([smhd]?)")  # fullmatch; int() reads any Unicode digit
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# C0 (with ESC, so no escape sequence survives), DEL, C1, line/paragraph separators and the
+# bidirectional overrides/isolates that can make a line read differently from its bytes.
+_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: Any) -> str:
+    """``str(value)`` safe for a terminal: unsafe characters shown as ``\\xNN``/``\\uNNNN``."""
+    return _UNSAFE_RE.sub(_escape, str(value))
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class AdminClient:
@@ -80,7 +97,9 @@ class AdminClient:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = response.text.strip()[:200] or response.reason_phrase
-        raise click.ClickException(f"{redact(str(message))} (HTTP {response.status_code})")
+        raise click.ClickException(
+            f"{printable(redact(str(message)))} (HTTP {response.status_code})"
+        )
 
     def call(self, method: str, path: str, json_body: Any = None, **params: Any) -> Any:
         """The ``data`` of a JSON answer (``None`` for 204)."""
@@ -97,7 +116,7 @@ class AdminClient:
 
 def parse_duration(text: str) -> int:
     """Seconds in ``"90"``, ``"30m"``, ``"24h"`` or ``"7d"``."""
-    match = _DURATION_RE.match(text.strip().lower())
+    match = _DURATION_RE.fullmatch(text.strip().lower())
     if not match:
         raise click.BadParameter(f"{text!r} is not a duration like 90s, 30m, 24h or 7d")
     return int(match.group(1)) * _UNITS[match.group(2)]
@@ -127,8 +146,9 @@ def ago(stamp: str | None, now: datetime | None = None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain text table with left-aligned columns, two spaces apart."""
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    """A plain text table with left-aligned columns, two spaces apart; cells :func:`printable`."""
+    cells = [[str(h) for h in headers]]
+    cells += [["-" if c is None else printable(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -208,7 +228,12 @@ class Session:
         return self.client.call(method, path, json_body, **params)
 
     def emit(self, data: Any, text: str) -> None:
-        click.echo(json.dumps(data, indent=2) if self.as_json else text)
+        """Print ``data`` as JSON with ``--json``, else ``text`` with each line
+        :func:`printable` (values that may hold a newline are escaped by the caller)."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2))
+        else:
+            click.echo("\n".join(printable(line) for line in text.split("\n")))
 
 
 def admin_command(group: click.Group | None, name: str | None = None) -> Callable[..., Any]:

@@ -1,11 +1,13 @@
 """An agent's reported data plane and health (SPEC §11.1): what is stored, and its history.
 
-The heartbeat schema (``openapi.yaml``: ``DataPlane``, ``Health``) bounds every field — at most
-200 components, ids and types of bounded length, counts that fit SQLite, a one-line reason of
-at most 1,000 characters — and lets unknown fields through (a newer agent may add some). What is
-stored is rebuilt from the known fields only (:func:`data_plane_json`, :func:`health_columns`),
-so an agent cannot make the server keep anything else; a token that slipped into a reason is
-masked.
+The schemas ``DataPlane`` and ``Health`` of ``openapi.yaml`` bound every field — at most 200
+components, ids and types of bounded length without control characters, counts that fit
+SQLite, a reason of at most 1,000 characters — and let unknown fields through (a newer agent
+may add some). :func:`usable_reports` checks each of the two on its own: one that does not fit
+is logged and stored as null, and the rest of the heartbeat is kept, as for action results (an
+agent with a bug in its data-plane report must not go offline). What is stored is rebuilt from
+the known fields only (:func:`data_plane_json`, :func:`health_columns`), so an agent cannot make
+the server keep anything else; the reason is folded to one line and a token in it is masked.
 
 History: a row in ``agent_health_history`` per transition (:func:`is_transition`), the newest
 ``HISTORY_LIMIT`` kept per agent. A heartbeat that changes nothing costs one indexed read.
@@ -20,8 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from logpulse_agent.redact import redact
 from logpulse_agent.server.http import isotime
+from logpulse_agent.server.openapi import OpenApi
+
+log = structlog.get_logger("logpulse.server.health")
 
 STATES = ("healthy", "degraded", "failed")
 HISTORY_LIMIT = 50
@@ -54,6 +61,20 @@ def parse_time(text: str) -> float:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
     return moment.timestamp()
+
+
+def usable_reports(api: OpenApi, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a ``dataPlane`` or ``health`` that does not fit its schema set to None."""
+    for field, schema in (("dataPlane", "DataPlane"), ("health", "Health")):
+        report = body.get(field)
+        if report is None:
+            continue
+        problem = api.problem(schema, report)
+        if problem is not None:
+            event = f"heartbeat.{schema.lower()}_ignored"
+            log.warning(event, agent_id=agent_id, reason=redact(problem))
+            body[field] = None
+    return body
 
 
 def data_plane_json(report: dict[str, Any] | None) -> str | None:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import agents, enrolment
+from logpulse_agent.server import actions, agent_health, agents, enrolment
 from logpulse_agent.server.context import context
 from logpulse_agent.server.errors import ApiError
 from logpulse_agent.server.http import bearer_token, ok, query_int, read_json
@@ -51,7 +51,8 @@ async def config(request: Request) -> Response:
 
     After a group move the agent's applied version is held at 0 until it proves it holds the
     new group's config: a poll with that version and its etag (a version number alone could
-    still be the old group's).
+    still be the old group's). An agent that sends no etag is taken at its word (``since`` at
+    least the current version) once it has been served the new group's config.
     """
     ctx = context(request)
     agent_id = request.path_params["agent_id"]
@@ -64,12 +65,21 @@ async def config(request: Request) -> Response:
             return Response(
                 status_code=204, headers={"x-config-version": str(agent.config_version)}
             )
+        served = (agent.group_id, agent.config_version)
+        # moved, served the new group's current config, and no etag to prove it with:
+        confirm = current and not sent and ctx.served_after_move.get(agent.id) == served
         rendered = ctx.configs.get(conn, agent.group_id, agent.platform, agent.config_version)
-    if current and rendered.etag in sent:
+    if confirm or (current and rendered.etag in sent):
+        ctx.served_after_move.pop(agent.id, None)
         if agent.reset_pending:
             with ctx.store.write() as conn:
                 agents.config_confirmed(conn, agent)
         return Response(status_code=204, headers={"x-config-version": str(rendered.version)})
+    if agent.reset_pending and not sent:
+        # SPEC §5 checks the etag only "if sent": an agent that sends none is taken at its word
+        # (``since``) once it has been served its new group's config; else it would get this
+        # 200 on every poll and show applied version 0 forever.
+        ctx.served_after_move[agent.id] = served
     headers = {"x-config-version": str(rendered.version), "x-config-etag": rendered.etag}
     return Response(rendered.body, 200, headers=headers, media_type=YAML_TYPE)
 
@@ -81,6 +91,10 @@ async def heartbeat(request: Request) -> Response:
     try:
         raw = await read_json(request, ctx.heartbeat_body_limit)
         body = ctx.api.check_request("postHeartbeat", raw)
+        body["actionResults"] = actions.usable_results(
+            ctx.api, agent_id, body.get("actionResults") or []
+        )
+        body = agent_health.usable_reports(ctx.api, agent_id, body)
     except ApiError:
         # Credentials are judged before the body: a stranger gets 401/403/404, not a 4xx
         # about the bytes it sent.

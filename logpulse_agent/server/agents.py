@@ -23,6 +23,7 @@ from logpulse_agent.server.tokens import is_agent_token, matches, token_hash
 DEFAULT_OFFLINE_THRESHOLD = 300.0  # seconds; the product's AGENT_OFFLINE_THRESHOLD_MS
 STATUSES = ("online", "offline", "revoked")
 HEALTH_FILTERS = (*agent_health.STATES, "unknown")  # unknown: no health reported
+CONFIG_ERROR_FIELDS = ("configVersion", "message", "at")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def record_heartbeat(
     uptime = body.get("vectorUptimeSeconds")
     started_at = now - uptime if running and uptime is not None else None
     config_error = body.get("configError")
+    if config_error is not None:  # only the known fields: agents may send more (ignored)
+        config_error = {k: config_error[k] for k in CONFIG_ERROR_FIELDS if k in config_error}
     error_json = None if config_error is None else json.dumps(redact_value(config_error))
     # After a move the agent still reports versions of its old group until it fetches the new
     # group's config; until then the applied version stays at the 0 the move set.

@@ -134,6 +134,21 @@ def main() -> None:
     "they reuse one connection instead of connecting (and, behind TLS, handshaking) for every "
     "request; each idle connection costs the server about 10 KiB.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Open connections admitted at once; a connection beyond them gets 503 and is closed, "
+    "those already open keep working. Default: 16384, or fewer if the open-file limit (raised "
+    "to its hard limit at start) leaves less room.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds a connection has to complete a request's line and headers before it is "
+    "closed (default: 10).",
+)
 def serve(
     db_path: Path,
     host: str,
@@ -144,12 +159,21 @@ def serve(
     sweep_interval: float,
     access_log: bool,
     keep_alive: int,
+    max_connections: int | None,
+    header_timeout: float | None,
 ) -> None:
     """Run the server. The admin token is LOGPULSE_ADMIN_TOKEN, else one made at first start."""
     import uvicorn
 
     from logpulse_agent.server.app import create_app
     from logpulse_agent.server.render import IngestSettings
+    from logpulse_agent.server.serving import (
+        DEFAULT_HEADER_TIMEOUT,
+        ConnectionLimits,
+        default_max_connections,
+        raise_open_file_limit,
+        uvicorn_config,
+    )
     from logpulse_agent.server.store import StoreError
 
     _configure_logging()
@@ -179,15 +203,12 @@ def serve(
             f" in {db_path}, set LOGPULSE_ADMIN_TOKEN to choose your own): {generated}",
             err=True,
         )
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        access_log=access_log,
-        timeout_keep_alive=keep_alive,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        log_level="info",
+    open_files = raise_open_file_limit()
+    limits = ConnectionLimits(
+        max_connections=max_connections or default_max_connections(open_files),
+        header_timeout=header_timeout or DEFAULT_HEADER_TIMEOUT,
     )
+    config = uvicorn_config(app, limits, keep_alive=keep_alive, access_log=access_log)
     server = uvicorn.Server(config)
     # Everything built so far (modules, the OpenAPI document and its validators) lives as long
     # as the process: move it out of the collector's view so the full collections that a busy

@@ -12,6 +12,7 @@ from logpulse_agent.server.admin_client import (
     admin_command,
     agent_rows,
     parse_duration,
+    printable,
     table,
 )
 
@@ -98,7 +99,7 @@ def agents_move(s: Session, agent_id: str, group_ref: str) -> None:
     a = s.call("POST", f"/agents/{agent_id}/move", {"group": group_ref})
     s.emit(
         a,
-        f"moved {a['hostname']} ({a['id']}) to group {a['groupSlug']};"
+        f"moved {printable(a['hostname'])} ({a['id']}) to group {a['groupSlug']};"
         f" it picks up config version {a['groupConfigVersion']} on its next poll",
     )
 
@@ -107,7 +108,7 @@ def agents_move(s: Session, agent_id: str, group_ref: str) -> None:
 @click.argument("agent_id")
 def agents_revoke(s: Session, agent_id: str) -> None:
     a = s.call("POST", f"/agents/{agent_id}/revoke")
-    s.emit(a, f"revoked {a['hostname']} ({a['id']}); its next request gets 403")
+    s.emit(a, f"revoked {printable(a['hostname'])} ({a['id']}); its next request gets 403")
 
 
 @admin_command(None, "upgrade")

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
 import click
 
-from logpulse_agent.server.admin_client import Session, admin_command, parse_duration, table
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters shown as ``\\xNN`` (an event cannot drive the terminal)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+from logpulse_agent.server.admin_client import (
+    Session,
+    admin_command,
+    parse_duration,
+    printable,
+    table,
+)
 
 
 def event_line(e: dict[str, Any]) -> str:
-    """One recent event as a line: when, from where, routed how, and the event itself."""
+    """One recent event as a line: when, from where, routed how, and the event itself (control
+    characters shown escaped: an event cannot drive the terminal)."""
     event = e["event"]
     body = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
     who = e["host"] or e["agentId"][:8]

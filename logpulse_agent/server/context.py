@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -27,6 +27,9 @@ class ServerContext:
     heartbeat_body_limit: int  # bytes; results may carry an upgrade log tail
     bulk_body_limit: int  # bytes, bulk action creation (one id per agent)
     ingest: Ingest  # the HEC-compatible ingest: counters, recent events, pause
+    # Moved agents that send no etag -> (group id, version) last served to them (in memory:
+    # after a restart such an agent is simply served it once more). See agent_routes.config.
+    served_after_move: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def context(request: Request) -> ServerContext:

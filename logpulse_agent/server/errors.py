@@ -9,6 +9,7 @@
     ├── NotFound             404: the addressed group, input, token, agent or action is unknown.
     ├── Conflict             409: the request clashes with the current state.
     ├── PayloadTooLarge      413: the body is over the size limit.
+    ├── UnsupportedMediaType 415: the body is declared as something other than JSON.
     └── Unprocessable        422 ``validation_failed``: well-formed JSON that breaks the schema
                              or a rule (unknown action type, bad input options).
 
@@ -86,6 +87,13 @@ class PayloadTooLarge(ApiError):
 
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    """Raised when a JSON route gets a body whose ``Content-Type`` is not JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
 
 
 class Unprocessable(ApiError):

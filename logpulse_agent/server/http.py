@@ -12,7 +12,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from logpulse_agent.server.errors import ApiError, BadRequest, PayloadTooLarge
+from logpulse_agent.server.errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 log = structlog.get_logger("logpulse.server")
 
@@ -27,6 +32,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     422: "validation_failed",
 }
 
@@ -66,13 +72,29 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
+def is_json_type(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` declares JSON: ``application/json`` or ``…/…+json``, with
+    any parameters. No header at all counts as JSON: the body is read as JSON and judged so."""
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 async def read_json(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
     """The request body parsed as JSON, read up to ``limit`` bytes.
 
-    Raises :class:`PayloadTooLarge` past the limit (checked on ``Content-Length`` first, then
+    Raises :class:`UnsupportedMediaType` when ``Content-Type`` names something else,
+    :class:`PayloadTooLarge` past the limit (checked on ``Content-Length`` first, then
     while streaming, so a chunked body cannot grow unbounded) and :class:`BadRequest` when the
     bytes are not UTF-8 JSON.
     """
+    content_type = request.headers.get("content-type")
+    if not is_json_type(content_type):
+        raise UnsupportedMediaType(
+            f"request body is {(content_type or '')[:80]!r}; send it as application/json"
+        )
     declared = request.headers.get("content-length")
     too_large = f"request body is over the {limit // 1024} KiB limit"
     if declared is not None:

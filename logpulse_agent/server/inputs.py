@@ -3,6 +3,10 @@
 Options are checked and normalised by :func:`logpulse_agent.server.render.validate_input`, the
 same module that renders them, so nothing the renderer would refuse is ever stored. An input's
 type never changes: its id keys the Vector component, whose checkpoints depend on it.
+
+An enabled input may not listen where another enabled input of its group already does
+(``listeners.py``): adding, editing or enabling such an input is a 409 naming the input that
+holds the listener. Every listening type runs on both platforms, so the whole group is compared.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from logpulse_agent.server import groups
-from logpulse_agent.server.errors import NotFound, Unprocessable
+from logpulse_agent.server.errors import Conflict, NotFound, Unprocessable
 from logpulse_agent.server.http import isotime
+from logpulse_agent.server.listeners import Listener, first_clash, listeners
 from logpulse_agent.server.render import InputSpec, validate_input, validate_routing_override
 from logpulse_agent.server.store import new_id
 
@@ -46,6 +51,34 @@ def _overrides(body: Mapping[str, Any]) -> dict[str, str | None]:
     return checked
 
 
+def _listeners(row: sqlite3.Row) -> list[Listener]:
+    try:
+        return listeners(row["type"], json.loads(row["options"]))
+    except ValueError:  # stored before a rule existed; it cannot render, so it holds nothing
+        return []
+
+
+def _check_listeners(
+    conn: sqlite3.Connection, group_id: str, input_id: str, input_type: str, options: str
+) -> None:
+    """409 when an enabled input with these options would share a listener in the group."""
+    mine = listeners(input_type, json.loads(options))
+    if not mine:
+        return
+    others = (
+        (row, _listeners(row))
+        for row in list_for_group(conn, group_id)
+        if row["enabled"] and row["id"] != input_id
+    )
+    clash = first_clash(mine, others)
+    if clash is not None:
+        owner, held = clash
+        raise Conflict(
+            f"{held} is already claimed by input {owner['name']!r} ({owner['id']}) of this "
+            "group; Vector refuses a config in which two inputs listen on one address"
+        )
+
+
 def get(conn: sqlite3.Connection, input_id: str) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM agent_inputs WHERE id = ?", (input_id,)
@@ -74,6 +107,8 @@ def create(
     options = _options_json(input_type, body.get("options", {}))
     overrides = _overrides(body)
     input_id = new_id()
+    if body.get("enabled", True):
+        _check_listeners(conn, group["id"], input_id, input_type, options)
     conn.execute(
         "INSERT INTO agent_inputs (id, group_id, type, name, options, enabled, index_override,"
         " sourcetype_override, source_override, created_at, updated_at)"
@@ -113,6 +148,9 @@ def update(
         changes["enabled"] = int(body["enabled"])
     changes.update(_overrides(body))
     changes = {column: value for column, value in changes.items() if row[column] != value}
+    if ("options" in changes or "enabled" in changes) and changes.get("enabled", row["enabled"]):
+        options = changes.get("options", row["options"])
+        _check_listeners(conn, row["group_id"], input_id, row["type"], options)
     if changes:
         # Column names come from the fixed set above, never from the request.
         assignments = ", ".join(f"{column} = ?" for column in changes)

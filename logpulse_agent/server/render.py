@@ -38,7 +38,13 @@ a UUID is replaced by 32 hex digits of its sha256). All 32 digits, not a prefix:
 digits of a time-ordered UUID (v7) are a millisecond timestamp, so two inputs created together
 would share a short prefix. Vector keys file and journald checkpoints, and buffers, by component
 id, so renaming an input must not rename its component: the name is not used at all. A sink is
-named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``.
+named ``out_<first 12 hex digits of sha256(index NUL sourcetype NUL source)>``. So no id starts
+with ``logpulse_``, which SPEC 11.1 reserves for the agent's own components; rendering checks it.
+
+What Vector reads must be what was stored, and load and build must succeed: option values are
+checked by ``render_inputs`` (rules in ``addresses``, ``patterns``, ``limits``), inputs claiming
+one listener by ``listeners``, ``config_text`` refuses text Vector would not read back, and
+``render_yaml`` writes YAML serde_yaml reads back exactly.
 
 No global options are emitted (``data_dir``, ``api``, ``secret``…): the agent owns them. A group
 with no applicable enabled input renders exactly ``b"{}"`` (no newline), which the agent treats as
@@ -55,15 +61,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from logpulse_agent.server.addresses import url_host_problem
+from logpulse_agent.server.config_text import check_text, text_problem
+from logpulse_agent.server.listeners import Listener, first_clash, listeners
 from logpulse_agent.server.render_inputs import INPUT_TYPES, validate_input
-from logpulse_agent.server.render_schema import check_text
+from logpulse_agent.server.render_yaml import dump_config
 
 __all__ = [
     "EMPTY_CONFIG",
     "INPUT_TYPES",
     "PLATFORMS",
+    "RESERVED_PREFIX",
     "IngestSettings",
     "InputSpec",
     "applies_to",
@@ -93,8 +101,9 @@ HEADER = (
 ROUTING_FIELDS = ("index", "sourcetype", "source")
 _MAX_ROUTING = 256
 # Splunk's index naming rule: lower-case letters, digits, '_' and '-', not starting with either.
-_INDEX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_INDEX_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
+# SPEC 11.1: component ids starting with this belong to the agent's own globals file.
+RESERVED_PREFIX = "logpulse_"
 
 
 @dataclass(frozen=True)
@@ -146,8 +155,9 @@ def validate_routing_override(field: str, value: object) -> str | None:
         raise ValueError(f"{what} must be a string (got {type(value).__name__})")
     if len(value) > _MAX_ROUTING:
         raise ValueError(f"{what} is longer than {_MAX_ROUTING} characters")
-    if _CONTROL_RE.search(value):
-        raise ValueError(f"{what} must not contain control characters")
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(f"{what} {problem}")
     if value != value.strip():
         raise ValueError(f"{what} must not start or end with spaces")
     check_text(value, "routing", what)
@@ -156,7 +166,7 @@ def validate_routing_override(field: str, value: object) -> str | None:
             f"{what} must be a literal value: '{{', '}}' and '%' would make Vector treat it "
             "as a template"
         )
-    if field == "index" and not _INDEX_RE.match(value):
+    if field == "index" and not _INDEX_RE.fullmatch(value):
         raise ValueError(
             f"{what} must be 1-80 lower-case letters, digits, '_' or '-', "
             "starting with a letter or digit"
@@ -203,8 +213,9 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
 
     Disabled inputs and inputs of another platform are left out; when nothing is left the result
     is exactly ``b"{}"``. Raises ``ValueError`` for an unknown platform, a bad ingest endpoint,
-    duplicate input ids, or an included input whose type, options or overrides are invalid
-    (the message names the input id).
+    duplicate input ids, an included input whose type, options or overrides are invalid, or
+    two included inputs claiming one listener (the message names the input id). No component
+    id starts with :data:`RESERVED_PREFIX`: sources are ``in_…`` and sinks ``out_…``.
     """
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r} (known: {', '.join(sorted(PLATFORMS))})")
@@ -212,6 +223,7 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
     seen: set[str] = set()
     sources: dict[str, dict[str, Any]] = {}
     routes: dict[tuple[str, str, str], list[str]] = {}
+    claimed: list[tuple[str, list[Listener]]] = []
     for spec in inputs:
         if spec.id in seen:
             raise ValueError(f"duplicate input id {spec.id!r}")
@@ -225,18 +237,24 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
                 continue
             options = validate_input(spec.type, spec.options)
             routing = routing_for(spec)
-            component = source_id(spec.id)
+            component = _component_id(source_id(spec.id))
         except ValueError as exc:
             raise ValueError(f"input {spec.id}: {exc}") from None
         if component in sources:
             raise ValueError(f"input {spec.id}: component id {component} is already taken")
+        mine = listeners(spec.type, options)
+        clash = first_clash(mine, claimed)
+        if clash is not None:
+            owner, held = clash
+            raise ValueError(f"input {spec.id}: {held} is already claimed by input {owner}")
+        claimed.append((spec.id, mine))
         sources[component] = {**options, "type": spec.type}
         routes.setdefault(routing, []).append(component)
     if not sources:
         return EMPTY_CONFIG
     sinks: dict[str, dict[str, Any]] = {}
     for routing, components in routes.items():
-        name = sink_id(routing)
+        name = _component_id(sink_id(routing))
         if name in sinks:  # two triples sharing 48 bits of sha256; never seen, never silent
             raise ValueError(f"sink id {name} collides for routing {routing}")
         index, sourcetype, source = routing
@@ -250,23 +268,37 @@ def render_config(inputs: Sequence[InputSpec], platform: str, ingest: IngestSett
             "sourcetype": sourcetype,
             "source": source,
         }
-    return HEADER + _dump({"sources": sources, "sinks": sinks})
+    return HEADER + dump_config({"sources": sources, "sinks": sinks})
+
+
+def _component_id(name: str) -> str:
+    """``name``, checked against SPEC 11.1's reserved prefix (generated ids never have it)."""
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(f"component id {name} would use the agent's reserved prefix")
+    return name
 
 
 def _check_endpoint(url: str) -> str:
-    """An absolute http(s) base URL with a host and no path, query or credentials."""
+    """An absolute http(s) base URL with a host and no path, query or credentials, whose host
+    and port every agent can send to (``addresses.url_host_problem``)."""
     problem = "must be an http(s) base URL with a host and no path, e.g. https://ingest.example"
-    if not isinstance(url, str) or _CONTROL_RE.search(url) or " " in url:
+    if not isinstance(url, str) or text_problem(url) or " " in url:
         raise ValueError(f"ingest endpoint {problem}")
     check_text(url, "ingest", "endpoint")
-    parts = urlsplit(url)
+    if not url.isascii():  # Vector's http::Uri refuses it at load
+        raise ValueError(
+            "ingest endpoint must be ASCII: write an internationalised host name in its "
+            "xn-- (punycode) form"
+        )
     try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        parts = urlsplit(url)  # raises ValueError for a malformed [IPv6] host
+        port = parts.port  # and for a malformed port
     except ValueError:
         raise ValueError(f"ingest endpoint {problem}") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
+        or parts.netloc.endswith(":")
         or parts.username is not None
         or parts.path not in ("", "/")
         or parts.query
@@ -274,45 +306,7 @@ def _check_endpoint(url: str) -> str:
         or any(c in url for c in "{}%")
     ):
         raise ValueError(f"ingest endpoint {problem}")
+    host_problem = url_host_problem(parts.hostname, port)
+    if host_problem:
+        raise ValueError(f"ingest endpoint {host_problem}")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-# Plain scalars that YAML 1.2's core schema reads as numbers, null or booleans. PyYAML speaks
-# YAML 1.1 and already quotes its own ambiguous strings ('yes', '1.0'), but leaves '1e3' or
-# '0o17' plain; Vector's YAML parser (serde_yaml) is 1.2 and would read those as numbers.
-_YAML12_NOT_A_STRING = re.compile(
-    r"""^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+
-    |[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
-    |null|Null|NULL|~|true|True|TRUE|false|False|FALSE)$""",
-    re.VERBOSE,
-)
-
-
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper that never writes anchors or aliases, and quotes strings YAML 1.2 misreads."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "'" if _YAML12_NOT_A_STRING.match(data) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def _dump(doc: Mapping[str, Any]) -> bytes:
-    text = yaml.dump(
-        doc,
-        Dumper=_Dumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1 << 30,  # never fold long strings: same bytes whatever the content length
-        indent=2,
-        line_break="\n",
-    )
-    return text.encode("utf-8")

@@ -9,21 +9,21 @@ bytes.
 Every rejection is a ``ValueError`` whose message is one line naming the option by its dotted
 path, for example ``syslog input: option 'mode' must be one of tcp, udp, unix (got 'tls')``.
 
-Strings are checked everywhere for things that must never reach a rendered config: control
-characters, Vector secret placeholders (``SECRET[…]`` would make Vector resolve a secret into
-an arbitrary option), environment references (``${…}``) and anything that looks like a LogPulse
-token (credentials never belong in input options).
+Strings are checked everywhere by ``config_text`` for what must never reach a rendered config
+(control characters, secret and environment references, tokens), and a map key ``<<`` is
+refused: serde_yaml's ``Value::apply_merge`` takes it as a merge key even when quoted, and the
+whole config fails to load (Vector 0.57 ``src/config/format.rs``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from logpulse_agent.redact import TOKEN_RE, redact
+from logpulse_agent.redact import redact
+from logpulse_agent.server.config_text import check_text, text_problem
 
 Kind = Literal["str", "uint", "float", "bool", "str_list", "str_map", "object"]
 
@@ -31,7 +31,7 @@ Kind = Literal["str", "uint", "float", "bool", "str_list", "str_map", "object"]
 UINT_MAX = 2**63 - 1
 MAX_STRING = 4096
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MERGE_KEY = "<<"
 
 _KIND_TEXT: dict[str, str] = {
     "str": "a string",
@@ -64,6 +64,8 @@ class Opt:
     absolute_path: bool = False
     allow_control: bool = False
     check: Callable[[Any], str | None] | None = None
+    item_check: Callable[[str], str | None] | None = None
+    refused: str = ""
 
 
 def string(**kw: Any) -> Opt:
@@ -98,8 +100,13 @@ def boolean(**kw: Any) -> Opt:
 
 
 def strings(**kw: Any) -> Opt:
-    """A list of strings (each non-empty)."""
+    """A list of strings (each non-empty); ``item_check`` is applied to each of them."""
     return Opt("str_list", **kw)
+
+
+def refused(kind: Kind, reason: str) -> Opt:
+    """A real Vector option the control plane will not render; ``reason`` says why."""
+    return Opt(kind, refused=reason)
 
 
 def string_map(**kw: Any) -> Opt:
@@ -151,21 +158,10 @@ def check_options(
             if opt.required:
                 raise ValueError(f"{where}: option {dotted!r} is required")
             continue
+        if opt.refused:
+            raise ValueError(f"{where}: option {dotted!r} is not supported: {opt.refused}")
         out[name] = _check_value(options[name], opt, where, dotted)
     return out
-
-
-def check_text(value: str, where: str, what: str) -> None:
-    """Reject text that must never reach a rendered config (see the module docstring)."""
-    if "SECRET[" in value or "${" in value:
-        raise ValueError(
-            f"{where}: {what} must not contain secret or environment references "
-            "('SECRET[' or '${')"
-        )
-    if TOKEN_RE.search(value):
-        raise ValueError(
-            f"{where}: {what} looks like a LogPulse token; credentials never belong here"
-        )
 
 
 def _check_value(value: object, opt: Opt, where: str, dotted: str) -> Any:
@@ -199,25 +195,33 @@ def _check_value(value: object, opt: Opt, where: str, dotted: str) -> Any:
             if not isinstance(key, str):
                 raise _type_error(where, dotted, opt, value)
             _check_str(key, Opt("str", nonempty=True), where, f"{dotted} key")
+            if key == MERGE_KEY:
+                raise ValueError(
+                    f"{where}: option {dotted!r} must not have the key '<<': Vector's YAML "
+                    "reader takes it as a merge key and refuses the whole config"
+                )
             result[key] = _check_list(value[key], item, where, f"{dotted}.{key}")
     else:
         result = check_options(value, opt.fields, where, dotted + ".")
     if opt.check is not None:
         problem = opt.check(result)
         if problem:
-            raise ValueError(f"{where}: option {dotted!r} {problem}")
+            got = f" (got {_show(result)})" if isinstance(result, (str, int)) else ""
+            raise ValueError(f"{where}: option {dotted!r} {problem}{got}")
     return result
 
 
 def _check_str(value: object, opt: Opt, where: str, dotted: str) -> str:
     if not isinstance(value, str):
         raise _type_error(where, dotted, opt, value)
-    if opt.nonempty and not value.strip():
+    # Blank means empty for text of control characters ("\t" is a valid line delimiter).
+    if opt.nonempty and not (value if opt.allow_control else value.strip()):
         raise ValueError(f"{where}: option {dotted!r} must not be empty")
     if len(value) > MAX_STRING:
         raise ValueError(f"{where}: option {dotted!r} is longer than {MAX_STRING} characters")
-    if not opt.allow_control and _CONTROL_RE.search(value):
-        raise ValueError(f"{where}: option {dotted!r} must not contain control characters")
+    problem = text_problem(value, allow_c0=opt.allow_control)
+    if problem:
+        raise ValueError(f"{where}: option {dotted!r} {problem}")
     check_text(value, where, f"option {dotted!r}")
     if opt.choices and value not in opt.choices:
         raise ValueError(
@@ -237,7 +241,13 @@ def _check_list(value: object, opt: Opt, where: str, dotted: str) -> list[str]:
     if opt.nonempty and not value:
         raise ValueError(f"{where}: option {dotted!r} must not be empty")
     item = Opt("str", nonempty=True, absolute_path=opt.absolute_path)
-    return [_check_str(v, item, where, f"{dotted}[{i}]") for i, v in enumerate(value)]
+    checked = []
+    for i, v in enumerate(value):
+        checked.append(_check_str(v, item, where, f"{dotted}[{i}]"))
+        problem = opt.item_check(v) if opt.item_check else None
+        if problem:
+            raise ValueError(f"{where}: option {f'{dotted}[{i}]'!r} {problem} (got {_show(v)})")
+    return checked
 
 
 def _check_range(value: float, opt: Opt, where: str, dotted: str) -> None:

@@ -41,8 +41,8 @@ def matches(token: str, stored_hash: str) -> bool:
 
 
 def is_agent_token(token: str) -> bool:
-    return AGENT_TOKEN_RE.match(token) is not None
+    return AGENT_TOKEN_RE.fullmatch(token) is not None  # fullmatch: "$" allows a final "\n"
 
 
 def is_enrolment_token(token: str) -> bool:
-    return ENROLMENT_TOKEN_RE.match(token) is not None
+    return ENROLMENT_TOKEN_RE.fullmatch(token) is not None

@@ -217,3 +217,183 @@ class TestUnknownIds:
         wrong = await fleet.client.delete("/api/v1/agents/enrol")
         assert wrong.status_code == 405
         assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def _input(type_: str, options: dict, **fields: object) -> dict:
+    return {
+        "type": type_,
+        "name": fields.pop("name", f"{type_} input"),
+        "options": options,
+        **fields,
+    }
+
+
+# Issue 10, section 1: option values Vector 0.57 refuses at load or build, or crashes on.
+REFUSED_OPTIONS = [
+    (_input("syslog", {"mode": "tcp", "address": "localhost:514"}), "'address'"),
+    (_input("syslog", {"mode": "udp", "address": "999.1.1.1:514"}), "'address'"),
+    (_input("socket", {"mode": "tcp", "address": "127.0.0.01:514"}), "'address'"),
+    (_input("socket", {"mode": "udp", "address": "[1::2::3]:9000"}), "'address'"),
+    (_input("syslog", {"mode": "tcp", "address": "systemd#0"}), "'address'"),
+    (_input("syslog", {"mode": "tcp", "address": "systemd#99999999999999999999"}), "'address'"),
+    (_input("http_server", {"address": "localhost:8080"}), "'address'"),
+    (_input("syslog", {"mode": "tcp", "address": "0.0.0.0:514", "permit_origin": ["anywhere"]}),
+     "'permit_origin[0]'"),
+    (_input("socket", {"mode": "tcp", "address": "0.0.0.0:1", "permit_origin": ["10.1.2.3"]}),
+     "'permit_origin[0]'"),
+    (_input("file", {"include": ["/var/log/[app.log"]}), "'include[0]'"),
+    (_input("file", {"include": ["/var/log/app**.log"]}), "'include[0]'"),
+    (_input("file", {"include": ["/x"], "exclude": ["/var/log/[x"]}), "'exclude[0]'"),
+    (_input("kubernetes_logs", {"exclude_paths_glob_patterns": ["**/[x"]}),
+     "'exclude_paths_glob_patterns[0]'"),
+    (_input("http_server", {"address": "0.0.0.0:80", "headers": ["X-[*"]}), "'headers[0]'"),
+    (_input("http_server", {"address": "0.0.0.0:80", "query_parameters": ["a**"]}),
+     "'query_parameters[0]'"),
+    (_input("kafka", {"bootstrap_servers": "k:1", "group_id": "g", "topics": ["t"],
+                      "socket_timeout_ms": 1}), "'socket_timeout_ms'"),
+    (_input("kafka", {"bootstrap_servers": "k:1", "group_id": "g", "topics": ["t"],
+                      "session_timeout_ms": 3_600_001}), "'session_timeout_ms'"),
+    (_input("kafka", {"bootstrap_servers": "k:1", "group_id": "g", "topics": ["^(x"]}),
+     "'topics[0]'"),
+    (_input("file", {"include": ["/x"], "ignore_older_secs": 2**62}), "'ignore_older_secs'"),
+    (_input("kubernetes_logs", {"delay_deletion_ms": 2**62}), "'delay_deletion_ms'"),
+    (_input("file", {"include": ["/x"], "max_line_bytes": 2**40}), "'max_line_bytes'"),
+    (_input("journald", {"include_matches": {"<<": ["x"]}}), "'include_matches'"),
+    (_input("journald", {"include_units": ["team\u0085a"]}), "'include_units[0]'"),
+    (_input("journald", {"current_boot_only": False}), "'current_boot_only'"),
+    (_input("demo_logs", {"format": "json", "count": 10}), "'count'"),
+    (_input("demo_logs", {"format": "json"}, sourceOverride="team\u0085a"), "sourceOverride"),
+]  # fmt: skip
+
+
+class TestInputOptionRules:
+    @pytest.mark.parametrize(("body", "option"), REFUSED_OPTIONS)
+    async def test_values_vector_refuses_are_422_naming_the_option(
+        self, fleet: Fleet, agent: Agent, body: dict, option: str
+    ) -> None:
+        """Creating an input Vector would refuse or crash on is a one-line 422; nothing changes."""
+        response = await fleet.admin("POST", "/groups/web/inputs", body)
+        assert response.status_code == 422, response.text
+        message = response.json()["error"]["message"]
+        assert option in message and "\n" not in message
+        assert (await fleet.data("GET", "/groups/web"))["configVersion"] == 2
+
+    @pytest.mark.parametrize(("body", "option"), REFUSED_OPTIONS[:-1])
+    async def test_editing_to_a_refused_value_is_422(
+        self, fleet: Fleet, agent: Agent, body: dict, option: str
+    ) -> None:
+        """The same rules apply when an input's options are replaced."""
+        created = await fleet.data(
+            "POST", "/groups/web/inputs", _input(body["type"], VALID[body["type"]])
+        )
+        response = await fleet.admin(
+            "PATCH", f"/inputs/{created['id']}", {"options": body["options"]}
+        )
+        assert response.status_code == 422, response.text
+        assert option in response.json()["error"]["message"]
+
+    @pytest.mark.parametrize("delimiter", ["\r\n", "\t"])
+    async def test_control_character_line_delimiters_are_accepted(
+        self, fleet: Fleet, agent: Agent, delimiter: str
+    ) -> None:
+        """'\\r\\n' and '\\t' are real delimiters, not empty values."""
+        body = _input("file", {"include": ["/var/log/*.log"], "line_delimiter": delimiter})
+        created = await fleet.data("POST", "/groups/web/inputs", body)
+        assert created["options"]["line_delimiter"] == delimiter
+
+
+VALID = {
+    "syslog": {"mode": "tcp", "address": "0.0.0.0:5514"},
+    "socket": {"mode": "tcp", "address": "0.0.0.0:5515"},
+    "http_server": {"address": "0.0.0.0:5516"},
+    "file": {"include": ["/var/log/*.log"]},
+    "kubernetes_logs": {},
+    "kafka": {"bootstrap_servers": "k:1", "group_id": "g", "topics": ["t"]},
+    "journald": {},
+    "demo_logs": {"format": "json"},
+}
+
+
+class TestListenerConflicts:
+    async def test_second_input_on_one_listener_is_409_naming_the_first(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """Two inputs of a group on one port: Vector refuses the config, so the API refuses."""
+        first = await fleet.data(
+            "POST",
+            "/groups/web/inputs",
+            _input("syslog", {"mode": "tcp", "address": "0.0.0.0:514"}, name="fw"),
+        )
+        response = await fleet.admin(
+            "POST", "/groups/web/inputs", _input("http_server", {"address": "[::]:514"})
+        )
+        assert response.status_code == 409, response.text
+        message = response.json()["error"]["message"]
+        assert "'fw'" in message and first["id"] in message and "tcp 0.0.0.0:514" in message
+        assert (await fleet.data("GET", "/groups/web"))["configVersion"] == 3
+
+    async def test_two_systemd_sockets_are_409(self, fleet: Fleet, agent: Agent) -> None:
+        """systemd and systemd#1 are the same socket, whatever the protocol."""
+        await fleet.data(
+            "POST", "/groups/web/inputs", _input("syslog", {"mode": "tcp", "address": "systemd"})
+        )
+        response = await fleet.admin(
+            "POST", "/groups/web/inputs", _input("socket", {"mode": "udp", "address": "systemd#1"})
+        )
+        assert response.status_code == 409
+        assert "systemd socket #1" in response.json()["error"]["message"]
+
+    async def test_editing_onto_a_claimed_listener_is_409(self, fleet: Fleet, agent: Agent) -> None:
+        """Changing an input's address to one another input holds is refused."""
+        await fleet.data(
+            "POST",
+            "/groups/web/inputs",
+            _input("syslog", {"mode": "udp", "address": "0.0.0.0:514"}, name="a"),
+        )
+        other = await fleet.data(
+            "POST",
+            "/groups/web/inputs",
+            _input("socket", {"mode": "udp", "address": "0.0.0.0:515"}),
+        )
+        response = await fleet.admin(
+            "PATCH",
+            f"/inputs/{other['id']}",
+            {"options": {"mode": "udp", "address": "127.0.0.1:514"}},
+        )
+        assert response.status_code == 409
+        assert "'a'" in response.json()["error"]["message"]
+        assert (await fleet.data("GET", f"/inputs/{other['id']}"))["options"][
+            "address"
+        ] == "0.0.0.0:515"
+
+    async def test_a_disabled_input_may_share_but_not_be_enabled(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """A disabled input claims nothing; enabling it while the listener is held is 409."""
+        await fleet.data(
+            "POST",
+            "/groups/web/inputs",
+            _input("syslog", {"mode": "tcp", "address": "0.0.0.0:514"}, name="a"),
+        )
+        spare = await fleet.data(
+            "POST",
+            "/groups/web/inputs",
+            _input("socket", {"mode": "tcp", "address": "0.0.0.0:514"}, enabled=False),
+        )
+        response = await fleet.admin("PATCH", f"/inputs/{spare['id']}", {"enabled": True})
+        assert response.status_code == 409
+        assert (await fleet.data("GET", f"/inputs/{spare['id']}"))["enabled"] is False
+        renamed = await fleet.admin("PATCH", f"/inputs/{spare['id']}", {"name": "spare"})
+        assert renamed.status_code == 200
+
+    async def test_other_groups_and_protocols_do_not_clash(
+        self, fleet: Fleet, agent: Agent
+    ) -> None:
+        """Listeners are per group and per protocol."""
+        body = _input("syslog", {"mode": "tcp", "address": "0.0.0.0:514"})
+        await fleet.data("POST", "/groups/web/inputs", body)
+        await fleet.group("db", body)
+        udp = _input("syslog", {"mode": "udp", "address": "0.0.0.0:514"})
+        assert (await fleet.admin("POST", "/groups/web/inputs", udp)).status_code == 201
+        preview = await fleet.admin("GET", "/groups/web/preview")
+        assert preview.status_code == 200

@@ -22,7 +22,7 @@ from logpulse_agent.server.admin_client import (
     table,
 )
 from logpulse_agent.server.cli import main
-from logpulse_agent.server.cli_ingest import event_line, printable
+from logpulse_agent.server.cli_ingest import event_line
 from tests.live_server import LiveServer, start_live_server
 from tests.server.harness import beat
 from tests.server.spec_check import SpecChecker
@@ -202,6 +202,33 @@ class TestAgentCommands:
         assert "0.4.1" in row and "0.40.0" in row and "1/2" in row
         assert "v2: vector validate failed" in row
 
+    def test_a_hostile_hostname_cannot_reach_the_terminal(
+        self, run: Any, server: LiveServer
+    ) -> None:
+        """Agent-supplied strings are printed with control characters escaped: no escape
+        sequence (CSI, OSC, 8-bit CSI), no bell, no forged line, no bidi override."""
+        run("group", "create", "hostile")
+        evil = "evil\x1b[2J\x1b]0;pwned\x07\u009b31m\nforged-row\r\x7f\u202etxt.exe"
+        agent = enrol(server, "hostile", evil)
+        error = {"configVersion": 1, "message": "boom\x1b[31m red"}
+        httpx.post(
+            f"{server.url}/api/v1/agents/{agent['agentId']}/heartbeat",
+            json=beat(vectorVersion="0.40\x1b[5m", configError=error),
+            headers={"Authorization": f"Bearer {agent['agentToken']}"},
+        )
+        outputs = [
+            run("agents", "list", "--group", "hostile").stdout,
+            run("agents", "move", agent["agentId"], "hostile").stdout,
+            run("agents", "revoke", agent["agentId"]).stdout,
+        ]
+        for out in outputs:
+            assert not any(c in out for c in "\x1b\x07\x9b\r\x7f\u202e"), repr(out)
+            assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\x0aforged-row" in out
+        assert len(outputs[0].splitlines()) == 2  # the header and one row, nothing forged
+        assert "0.40\\x1b[5m" in outputs[0] and "boom\\x1b[31m red" in outputs[0]
+        as_json = run("agents", "list", "--group", "hostile", "--json").stdout
+        assert "\x1b" not in as_json and "\\u001b" in as_json
+
     def test_move_upgrade_actions_and_revoke(self, run: Any, server: LiveServer) -> None:
         """move, upgrade (many agents), actions list/cancel and revoke."""
         run("group", "create", "blue")
@@ -263,6 +290,13 @@ class TestFailures:
 
 
 class TestHelpers:
+    def test_printable_escapes_terminal_controls(self) -> None:
+        assert admin_client.printable("a\x1b[1mb\x00\u0085\u2028\u2066") == (
+            "a\\x1b[1mb\\x00\\x85\\u2028\\u2066"
+        )
+        assert admin_client.printable("plain ünïcode ✓") == "plain ünïcode ✓"
+        assert table(("H",), [["x\ny"]]) == "H\nx\\x0ay"
+
     def test_durations(self) -> None:
         """90, 90s, 30m, 24h and 7d are seconds; anything else is refused."""
         assert [parse_duration(t) for t in ("90", "90s", "30m", "24h", "7d")] == [
@@ -272,8 +306,9 @@ class TestHelpers:
             86400,
             604800,
         ]
-        with pytest.raises(Exception, match="not a duration"):
-            parse_duration("soon")
+        for bad in ("soon", "\u0663\u0660m", "1 0m"):
+            with pytest.raises(Exception, match="not a duration"):
+                parse_duration(bad)
 
     def test_options_are_json_when_they_parse(self) -> None:
         """port=514 is a number, a list parses, plain text stays text."""
@@ -402,7 +437,6 @@ class TestTail:
             }
         )
         assert "\x1b" not in line and "\n" not in line and "\\x1b" in line
-        assert printable("tab\there") == "tab\\x09here"
 
 
 class TestIngestCommands:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from logpulse_agent.server.agent_health import HISTORY_LIMIT, is_transition, parse_time
 from tests.server.harness import DEMO, Agent, FakeClock, Fleet
@@ -140,15 +141,26 @@ class TestBounds:
             {"health": {"state": "healthy"}},
         ],
     )
-    async def test_junk_is_a_422_and_nothing_changes(
-        self, fleet: Fleet, agent: Agent, fields: dict[str, Any]
+    async def test_junk_is_ignored_not_stored_and_the_heartbeat_counts(
+        self, fleet: Fleet, agent: Agent, clock: FakeClock, fields: dict[str, Any]
     ) -> None:
-        """Too many components, oversized or negative fields, bad states and times: 422."""
+        """Too many components, oversized or negative fields, bad states and times: the field
+        is logged and stored as null, the other one and the rest of the heartbeat are kept
+        (an agent with a buggy report must not go offline)."""
         await fleet.heartbeat(agent, dataPlane=plane(), health=health())
-        response = await fleet.heartbeat(agent, **fields)
-        assert response.status_code == 422, response.text
+        clock.advance(30)
+        good = {"dataPlane": plane(), "health": health("healthy")}
+        with capture_logs() as logs:
+            response = await fleet.heartbeat(agent, **{**good, **fields})
+        assert response.status_code == 200, response.text
+        (field,) = fields
         shown = await fleet.agent(agent)
-        assert shown["dataPlane"] == plane() and shown["health"]["state"] == "degraded"
+        assert shown[field] is None
+        other = "health" if field == "dataPlane" else "dataPlane"
+        assert shown[other] is not None
+        assert shown["lastHeartbeatAt"] == "2025-06-15T15:07:10Z"
+        (warning,) = [e for e in logs if e["event"].endswith("_ignored")]
+        assert warning["agent_id"] == agent.id and warning["log_level"] == "warning"
 
     async def test_two_hundred_components_fit(self, fleet: Fleet, agent: Agent) -> None:
         """The SPEC's maximum of 200 components is accepted and stored in order."""

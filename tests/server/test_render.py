@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from logpulse_agent.redact import TOKEN_RE
@@ -158,7 +158,7 @@ MIXED = [
         id="7a000000-0000-4000-8000-000000000003",
         type="demo_logs",
         name="demo",
-        options={"format": "json", "count": 100},
+        options={"format": "json", "interval": 0.5},
     ),
     InputSpec(
         id="7a000000-0000-4000-8000-000000000004",
@@ -442,7 +442,7 @@ class TestValidateInput:
                 {"mode": "unix", "path": "/run/s", "address": "0.0.0.0:514"},
                 "'address' applies only when mode is tcp or udp",
             ),
-            ("syslog", {"mode": "udp", "address": "0.0.0.0:70000"}, "port from 1 to 65535"),
+            ("syslog", {"mode": "udp", "address": "0.0.0.0:70000"}, "an IP address and port"),
             (
                 "socket",
                 {"mode": "tcp", "address": "0.0.0.0:9000", "max_length": 10},
@@ -451,7 +451,7 @@ class TestValidateInput:
             (
                 "socket",
                 {"mode": "tcp", "address": ":9", "tls": {"enabled": True}},
-                "port from 1 to 65535",
+                "an IP address and port",
             ),
             (
                 "socket",
@@ -459,7 +459,7 @@ class TestValidateInput:
                 "'tls' needs crt_file and key_file",
             ),
             ("kafka", {"bootstrap_servers": "k:9092", "group_id": "g"}, "'topics' is required"),
-            ("kafka", {"bootstrap_servers": "k", "group_id": "g", "topics": ["t"]}, "host:port"),
+            ("kafka", {"bootstrap_servers": "k:x", "group_id": "g", "topics": ["t"]}, "host:port"),
             (
                 "kafka",
                 {
@@ -477,8 +477,7 @@ class TestValidateInput:
                 {"format": "json", "lines": ["a"]},
                 "applies only when format is shuffle",
             ),
-            ("demo_logs", {"format": "json", "count": True}, "'count' must be a whole number"),
-            ("demo_logs", {"format": "json", "count": 0}, "'count' must be between 1"),
+            ("demo_logs", {"format": "json", "count": 10}, "'count' is not supported"),
             ("demo_logs", {"format": "json", "interval": "1s"}, "'interval' must be a number"),
             ("demo_logs", {"format": "json", "interval": float("nan")}, "finite number"),
             ("demo_logs", {"format": "json", "decoding": {"codec": "avro"}}, "'decoding.codec'"),
@@ -489,7 +488,7 @@ class TestValidateInput:
             ("http_server", {"address": "0.0.0.0:80", "encoding": "json"}, "unknown option"),
             ("http_server", {"address": "0.0.0.0:80", "path": "logs"}, "must start with '/'"),
             ("kubernetes_logs", {"self_node_name": "n1"}, "unknown option 'self_node_name'"),
-            ("file", {"include": ["/x\n"]}, "control characters"),
+            ("file", {"include": ["/x\n"]}, "control character U+000A"),
             ("file", {"include": ["SECRET[logpulse.agent_token]"]}, "secret or environment"),
             ("file", {"include": ["/var/${HOME}"]}, "secret or environment"),
             ("file", {"include": ["/AGT_abcdefgh"]}, "looks like a LogPulse token"),
@@ -552,8 +551,8 @@ class TestValidateRouting:
             ("sourcetype", "app-{{ kind }}", "literal value"),
             ("source", "logs-%Y-%m-%d", "literal value"),
             ("source", "a}b", "literal value"),
-            ("source", "fw\n1", "control characters"),
-            ("source", "fw\x001", "control characters"),
+            ("source", "fw\n1", "control character U+000A"),
+            ("source", "fw\x001", "control character U+0000"),
             ("sourcetype", " padded", "spaces"),
             ("source", "SECRET[logpulse.agent_token]", "secret or environment"),
             ("source", "AGT_abcdef", "looks like a LogPulse token"),
@@ -704,6 +703,8 @@ class TestProperties:
         self, specs: list[InputSpec], platform: str
     ) -> None:
         """Valid inputs always give YAML with only sources/sinks, every sink input a real source."""
+        listening = [s.options["address"] for s in specs if s.enabled and "address" in s.options]
+        assume(len({a.rsplit(":", 1)[1] for a in listening}) == len(listening))  # one per port
         body = render_config(specs, platform, INGEST)
         applicable = [s for s in specs if s.enabled and applies_to(s.type, platform)]
         if not applicable:

@@ -90,6 +90,9 @@ class TestTokens:
         assert len(tokens) == 100
         assert all(is_agent_token(t) and len(t) == 47 for t in tokens)
         assert not is_enrolment_token(next(iter(tokens)))
+        token = next(iter(tokens))
+        assert not is_agent_token(token + "\n")  # a whole-string match, not Python's "$"
+        assert not is_enrolment_token("EBT_" + token[4:] + "\n")
 
     def test_hash_is_sha256_and_matches_in_constant_time(self) -> None:
         """The stored form is the hex SHA-256; matches() accepts only the right token."""

@@ -159,7 +159,8 @@ class HecSink(threading.Thread):
                 REGISTRY.add("component_sent_events_total", self.labels, count)
                 REGISTRY.add("component_sent_event_bytes_total", self.labels,
                              sum(n for _, n in batch))  # fmt: skip
-                event("hec_batch", sink=self.cid, events=count, status=status, delivered=True)
+                event("hec_batch", sink=self.cid, events=count, status=status, delivered=True,
+                      attempts=attempts + 1)  # fmt: skip
                 return
             again = error is not None or retriable(status)
             if again and retries and attempts < self.settings.retry_attempts:
@@ -170,14 +171,17 @@ class HecSink(threading.Thread):
                 if self.halt.wait(backoff.next()):
                     retries = False  # stopping: one last try, then give up
                 continue
-            self._drop(status, error, count, transient=again)
+            self._drop(status, error, count, transient=again, attempts=attempts + 1)
             return
 
-    def _drop(self, status: int, error: str | None, count: int, transient: bool) -> None:
+    def _drop(
+        self, status: int, error: str | None, count: int, transient: bool, attempts: int
+    ) -> None:
         """A batch given up: a rejected one (4xx) counts an error and its events discarded;
         a transient failure after the last retry only logs, as ``HecService`` reports it
         ``Errored``, which the driver does not count."""
-        event("hec_batch", sink=self.cid, events=count, status=status, delivered=False)
+        event("hec_batch", sink=self.cid, events=count, status=status, delivered=False,
+              attempts=attempts)  # fmt: skip
         if error is not None:
             log("ERROR", TARGET, "Retries exhausted; dropping the request.", error=error)
         elif transient:
