@@ -154,9 +154,9 @@ def enrol_cmd(
     force: bool,
     **kwargs: Any,
 ) -> None:
-    from logpulse_agent.enrol import enrol, read_token_file
+    from logpulse_agent.controlplane.enrol import enrol, read_token_file
+    from logpulse_agent.controlplane.identity import IdentityStore
     from logpulse_agent.logsetup import configure_logging
-    from logpulse_agent.state import StateStore
 
     settings = _load(kwargs, api_url=api_url)
     if settings.api_url and check_url("api_url", settings.api_url, settings.allow_insecure_http):
@@ -171,9 +171,9 @@ def enrol_cmd(
         token = read_token_file(token_file)
     if not token:
         _fail("no bootstrap token: pass --token, --token-file or set LOGPULSE_ENROL_TOKEN", 2)
-    store = StateStore(settings.config_dir, settings.state_dir)
-    if store.is_enrolled() and not force:
-        ident = store.load_identity()
+    identities = IdentityStore(settings.layout)
+    if identities.is_enrolled() and not force:
+        ident = identities.load()
         _fail(
             f"this host is already enrolled as agent {ident.agent_id}; "
             "pass --force to enrol it again",
@@ -182,7 +182,7 @@ def enrol_cmd(
     # enrol reports through one line and its exit status; keep library events off stderr.
     configure_logging(None, stream=io.StringIO())
     identity = asyncio.run(
-        enrol(settings, store, str(token), api_url=str(settings.api_url), group_slug=group_slug)
+        enrol(settings, str(token), api_url=str(settings.api_url), group_slug=group_slug)
     )
     click.echo(f"enrolled: agent id {identity.agent_id} in group {identity.group_id}")
     click.echo(
@@ -203,7 +203,7 @@ def run_cmd(
     heartbeat_interval: float | None,
     **kwargs: Any,
 ) -> None:
-    from logpulse_agent.daemon import run_daemon
+    from logpulse_agent.daemon.lifecycle import run_daemon
     from logpulse_agent.logsetup import configure_logging
 
     settings = _load(
@@ -236,13 +236,12 @@ def run_cmd(
 @settings_options
 @handle_errors
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
-    from logpulse_agent.state import StateStore
-    from logpulse_agent.status import assess, load_snapshot, render_json, render_text
+    from logpulse_agent.controlplane.identity import IdentityStore
+    from logpulse_agent.status.report import assess, load_snapshot, render_json, render_text
 
     settings = _load(kwargs)
-    store = StateStore(settings.config_dir, settings.state_dir)
-    snap = load_snapshot(store.status_path)
-    if not store.is_enrolled():
+    snap = load_snapshot(settings.layout.status)
+    if not IdentityStore(settings.layout).is_enrolled():
         if as_json:
             click.echo(render_json(snap or {}, "not-enrolled", ["this host is not enrolled"]))
         else:

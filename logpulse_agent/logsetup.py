@@ -37,6 +37,15 @@ def _redact_rendered(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> A
     return event_dict
 
 
+# Every event, from structlog or the standard library, passes these before its renderer.
+SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    redact_processor,
+]
+
+
 def configure_logging(
     log_dir: Path | None,
     *,
@@ -52,47 +61,9 @@ def configure_logging(
     stream = stream or sys.stderr
     if console is None:
         console = stream.isatty()
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_processor,
-    ]
-    json_renderer: list[Any] = [
-        structlog.processors.format_exc_info,
-        _redact_rendered,
-        structlog.processors.JSONRenderer(),
-    ]
-    stream_handler = logging.StreamHandler(stream)
-    stream_handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                *([structlog.dev.ConsoleRenderer(colors=False)] if console else json_renderer),
-            ],
-        )
-    )
-    handlers: list[logging.Handler] = [stream_handler]
+    handlers = [_handler(logging.StreamHandler(stream), json_lines=not console)]
     if log_dir is not None:
-        try:
-            log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-            file_handler = logging.handlers.RotatingFileHandler(
-                log_dir / "agent.log", maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
-            )
-        except OSError as exc:
-            # An unusable log_dir is an operator error: one clear line, not a traceback.
-            raise StateError(f"cannot write logs to {log_dir}: {exc.strerror or exc}") from exc
-        file_handler.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                foreign_pre_chain=shared,
-                processors=[
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    *json_renderer,
-                ],
-            )
-        )
-        handlers.append(file_handler)
+        handlers.append(_handler(_agent_log(log_dir), json_lines=True))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -104,8 +75,40 @@ def configure_logging(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def _agent_log(log_dir: Path) -> logging.Handler:
+    """``log_dir/agent.log``, size-rotated; :class:`StateError` when it cannot be opened."""
+    try:
+        log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        return logging.handlers.RotatingFileHandler(
+            log_dir / "agent.log", maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+        )
+    except OSError as exc:
+        # An unusable log_dir is an operator error: one clear line, not a traceback.
+        raise StateError(f"cannot write logs to {log_dir}: {exc.strerror or exc}") from exc
+
+
+def _handler(handler: logging.Handler, *, json_lines: bool) -> logging.Handler:
+    """``handler`` rendering every event as a JSON line, or as a readable console line."""
+    renderer: list[Any] = (
+        [
+            structlog.processors.format_exc_info,
+            _redact_rendered,
+            structlog.processors.JSONRenderer(),
+        ]
+        if json_lines
+        else [structlog.dev.ConsoleRenderer(colors=False)]
+    )
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=SHARED,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
+    )
+    return handler

@@ -17,6 +17,13 @@ def redact(text: str) -> str:
     return BEARER_RE.sub(r"\1***", text)
 
 
+def one_line(value: str, limit: int = 80) -> str:
+    """A string from outside made safe for a one-line message: redacted, whitespace flattened,
+    cut to ``limit`` characters (the last one ``…``)."""
+    flat = " ".join(redact(value).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def redact_value(value: Any) -> Any:
     """Redact strings inside ``value`` (nested dicts, lists and tuples), leaving the shape.
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from logpulse_agent.errors import SettingsError
+from logpulse_agent.state.layout import Layout
 
 DEFAULT_CONFIG_FILE = Path("/etc/logpulse-agent/agent.yaml")
 BUNDLED_VECTOR = Path("/opt/logpulse-agent/vector/bin/vector")
@@ -40,12 +41,17 @@ class Settings:
     allow_insecure_http: bool = False
 
     @property
+    def layout(self) -> Layout:
+        """Where the agent's files are under these directories."""
+        return Layout(self.config_dir, self.state_dir, self.log_dir)
+
+    @property
     def token_file(self) -> Path:
-        return self.config_dir / "agent-token"
+        return self.layout.token
 
     @property
     def bootstrap_token_file(self) -> Path:
-        return self.config_dir / "bootstrap-token"
+        return self.layout.bootstrap_token
 
 
 # key -> environment variable

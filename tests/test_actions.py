@@ -11,10 +11,16 @@ import anyio
 import httpx
 import pytest
 
-from logpulse_agent.actions import ActionExecutor, ActionLedger
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult, PendingAction
-from logpulse_agent.upgrade import InFlightUpgrade, Launch, SpawnRequest, Upgrader
+from logpulse_agent.actions.executor import ActionExecutor
+from logpulse_agent.actions.journal import ActionJournal
+from logpulse_agent.actions.ledger import ActionLedger
+from logpulse_agent.controlplane.protocol import ActionResult, PendingAction
+from logpulse_agent.state import atomic
+from logpulse_agent.state.layout import Layout
+from logpulse_agent.upgrade.handler import UpgradeHandler
+from logpulse_agent.upgrade.launcher import Launch, SpawnRequest
+from logpulse_agent.upgrade.record import InFlightUpgrade
+from logpulse_agent.upgrade.upgrader import Upgrader
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +49,8 @@ class World:
     script_status: int = 200
 
     def __post_init__(self) -> None:
-        self.outbox = Outbox(self.tmp / "outbox.json")
+        self.layout = Layout(self.tmp / "etc", self.tmp, self.tmp / "log")
+        self.outbox = ActionJournal(self.layout.outbox)
 
     async def spawn(self, request: SpawnRequest) -> Launch:
         self.spawned.append(request)
@@ -53,8 +60,7 @@ class World:
     def upgrader(self, cls: type[Upgrader] = Upgrader, **kwargs: object) -> Upgrader:
         return cls(
             install_url=INSTALL_URL,
-            state_dir=self.tmp,
-            log_dir=self.tmp / "log",
+            layout=self.layout,
             http=self.http,
             spawn=self.spawn,
             unit_active=lambda unit: self.unit_active,
@@ -71,15 +77,18 @@ class World:
         def notify() -> None:
             self.notified += 1
 
-        return ActionExecutor(
-            outbox=self.outbox,
-            ledger=ActionLedger(self.tmp / "actions-seen.json"),
-            upgrader=upgrader or self.upgrader(),
-            platform=platform,
+        handler = UpgradeHandler(
+            upgrader or self.upgrader(),
             agent_version=version,
+            platform=platform,
+            settle=timedelta(0),
+        )
+        return ActionExecutor(
+            journal=self.outbox,
+            ledger=ActionLedger(self.layout.ledger),
+            handlers={"upgrade_agent": handler},
             notify=notify,
             reconcile_interval=0.01,
-            settle=timedelta(0),
         )
 
     def results(self) -> dict[str, ActionResult]:
@@ -302,6 +311,27 @@ class TestAtMostOnce:
         assert list(tmp_path.glob("seen.json.corrupt-*"))
 
 
+class TestWrites:
+    async def test_a_result_costs_one_write_after_the_ledger_record(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The id reaches the ledger before the action runs; the result and "reported" reach
+        the journal in one write (0.1.0 wrote the ledger a second time for every result)."""
+        writes: list[str] = []
+        real = atomic.write_bytes
+
+        def spy(path: Path, data: bytes, mode: int = 0o644) -> None:
+            writes.append(Path(path).name)
+            real(path, data, mode)
+
+        monkeypatch.setattr(atomic, "write_bytes", spy)
+        executor = world.executor()
+        executor.submit([unknown("b1")])
+        await run_until(executor, lambda: "b1" in world.results())
+        assert writes == ["actions-seen.json", "outbox.json"]
+        assert world.outbox.reported("b1")
+
+
 class TestResilience:
     async def test_an_exception_in_an_action_fails_it_and_the_loop_goes_on(
         self, world: World
@@ -339,11 +369,11 @@ class TestReconciliation:
         self, world: World
     ) -> None:
         """After a restart as the target version, ``done`` is queued and then the record cleared."""
-        world.upgrader()._write_inflight(
+        world.upgrader().begin(
             InFlightUpgrade("a1", "0.1.0", "0.2.0", "2099-01-01T00:00:00Z", unit="u")
         )
         executor = world.executor(version="0.2.0")
-        result = executor.reconcile()
+        [result] = executor.reconcile()
         assert result == ActionResult("a1", "done", {"fromVersion": "0.1.0", "toVersion": "0.2.0"})
         assert world.outbox.pending() == (result,)
         assert world.upgrader().inflight() is None

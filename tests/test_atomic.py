@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent import atomic
 from logpulse_agent.errors import StateError
+from logpulse_agent.state import atomic
 
 
 class TestWriteBytes:

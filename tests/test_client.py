@@ -19,7 +19,14 @@ import pytest
 import respx
 import structlog
 
-from logpulse_agent.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
+from logpulse_agent.controlplane.protocol import (
+    ConfigUnchanged,
+    ConfigUpdate,
+    EnrolRequest,
+    Heartbeat,
+    PendingAction,
+)
 from logpulse_agent.errors import (
     ControlPlaneError,
     EnrolRejected,
@@ -30,13 +37,6 @@ from logpulse_agent.errors import (
     TLSError,
     TransientError,
     UnknownGroup,
-)
-from logpulse_agent.protocol import (
-    ConfigUnchanged,
-    ConfigUpdate,
-    EnrolRequest,
-    Heartbeat,
-    PendingAction,
 )
 from logpulse_agent.settings import Settings
 
@@ -735,24 +735,7 @@ class TestSecrets:
         assert repr(client) == f"ControlPlaneClient('{BASE}')"
 
 
-class TestBackoff:
-    def test_grows_exponentially_without_jitter(self) -> None:
-        """Without jitter the n-th wait is initial * 2^(n-1), up to the ceiling."""
-        policy = RetryPolicy(initial=0.5, ceiling=10, jitter=0)
-        waits = [policy.backoff(n, random.Random(0)) for n in range(1, 8)]
-        assert waits == [0.5, 1, 2, 4, 8, 10, 10]
-
-    def test_full_jitter_spans_zero_to_the_base(self) -> None:
-        """jitter=1 draws each wait from [0, base)."""
-        policy = RetryPolicy(initial=8, jitter=1)
-        waits = [policy.backoff(1, random.Random(seed)) for seed in range(200)]
-        assert 0 <= min(waits) < 1
-        assert 7 < max(waits) <= 8
-
-    def test_stays_finite_after_weeks_of_retrying(self) -> None:
-        """A very high attempt number still gives the ceiling, not an overflow."""
-        assert RetryPolicy(jitter=0).backoff(100_000, random.Random(0)) == 300
-
+class TestRetryPolicy:
     @pytest.mark.parametrize(
         "kwargs",
         [{"initial": 0}, {"initial": 10, "ceiling": 5}, {"max_attempts": 0}, {"jitter": 1.5}],

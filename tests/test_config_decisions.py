@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import random
-
-from logpulse_agent.config_decisions import (
+from logpulse_agent.config.decisions import (
     Plan,
     Watch,
     crash_loop,
     crash_window,
-    jittered,
     plan_update,
     retry_ceiling,
     should_poll_now,
     survived,
 )
-from logpulse_agent.state import AppliedConfig, RejectedConfig
+from logpulse_agent.config.store import AppliedConfig, RejectedConfig
 
 APPLIED = AppliedConfig(version=3, etag="sha256:aaa")
 
@@ -64,13 +61,6 @@ class TestCrashWatch:
 
 
 class TestTiming:
-    def test_jitter_stays_within_ten_percent(self) -> None:
-        """Poll and heartbeat intervals vary by at most ±10 %."""
-        rng = random.Random(1)
-        values = [jittered(10.0, rng) for _ in range(1000)]
-        assert min(values) >= 9.0 and max(values) <= 11.0
-        assert max(values) - min(values) > 1.0
-
     def test_retry_ceiling_is_five_minutes_at_default_poll(self) -> None:
         """The ceiling is 300 s at the default interval and scales down for short ones."""
         assert retry_ceiling(10.0) == 300.0

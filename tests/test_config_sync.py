@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent import config_sync
-from logpulse_agent.config_sync import ConfigSync
+from logpulse_agent.config import sync as config_sync
+from logpulse_agent.config.store import AppliedConfig, ConfigStore, sha256_etag
+from logpulse_agent.config.sync import ConfigSync
+from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
     ReloadFailed,
     RevokedError,
@@ -19,9 +21,8 @@ from logpulse_agent.errors import (
     ValidationFailed,
     VectorError,
 )
-from logpulse_agent.protocol import ConfigUnchanged, ConfigUpdate
-from logpulse_agent.state import AppliedConfig, StateStore, sha256_etag
-from logpulse_agent.status import StatusTracker
+from logpulse_agent.state.layout import Layout
+from logpulse_agent.status.tracker import StatusTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -75,8 +76,9 @@ class FakeVector:
 
 class Harness:
     def __init__(self, tmp_path: Path) -> None:
-        self.store = StateStore(tmp_path / "etc", tmp_path / "lib")
-        self.store.ensure_dirs()
+        self.layout = Layout(tmp_path / "etc", tmp_path / "lib", tmp_path / "log")
+        self.layout.ensure_dirs()
+        self.store = ConfigStore(self.layout)
         self.vector = FakeVector()
         self.answers: list[ConfigUpdate | ConfigUnchanged | Exception] = []
         self.requests: list[tuple[int, str | None]] = []
@@ -148,7 +150,7 @@ class TestApply:
         assert h.sync.applied.version == 1
         assert h.sync.rejected is not None and h.sync.rejected.version == 2
         assert "nonsense" in h.sync.rejected.message
-        assert h.status.config_error is not None
+        assert h.status.config.error is not None
         assert h.vector.calls == ["start"]
 
     async def test_a_later_good_version_clears_the_error(self, h: Harness) -> None:
@@ -156,8 +158,8 @@ class TestApply:
         await h.poll(update(1, GOOD))
         await h.poll(update(2, BAD))
         await h.poll(update(3, GOOD2))
-        assert h.sync.rejected is None and h.status.config_error is None
-        assert not h.store.rejected_path.exists()
+        assert h.sync.rejected is None and h.status.config.error is None
+        assert not h.layout.rejected.exists()
 
     async def test_failed_reload_restores_the_previous_file(self, h: Harness) -> None:
         """Vector kept its old pipeline, so the old file goes back and the error is reported."""
@@ -234,7 +236,7 @@ class TestRestart:
         h.answers.append(RevokedError("403 token revoked"))
         delay = await h.sync._poll_guarded()
         assert delay == 300.0
-        assert h.status.control_plane == "revoked"
+        assert h.status.control_plane.state == "revoked"
 
 
 class TestFailurePaths:

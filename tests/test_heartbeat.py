@@ -6,18 +6,26 @@ from pathlib import Path
 
 import pytest
 
+from logpulse_agent.actions.journal import ActionJournal
+from logpulse_agent.controlplane.protocol import (
+    ActionResult,
+    ConfigErrorReport,
+    Heartbeat,
+    HeartbeatReply,
+    PendingAction,
+)
 from logpulse_agent.errors import RevokedError, TransientError
-from logpulse_agent.heartbeat import HeartbeatLoop
-from logpulse_agent.outbox import Outbox
-from logpulse_agent.protocol import ActionResult, Heartbeat, HeartbeatReply, PendingAction
-from logpulse_agent.status import StatusTracker
+from logpulse_agent.heartbeat.body import HeartbeatSnapshot, build_heartbeat
+from logpulse_agent.heartbeat.loop import HeartbeatLoop
+from logpulse_agent.status.sections import AgentStatus, ConfigStatus, VectorStatus
+from logpulse_agent.status.tracker import StatusTracker
 
 pytestmark = pytest.mark.anyio
 
 
 class Harness:
     def __init__(self, tmp_path: Path) -> None:
-        self.outbox = Outbox(tmp_path / "outbox.json")
+        self.outbox = ActionJournal(tmp_path / "outbox.json")
         self.sent: list[Heartbeat] = []
         self.replies: list[HeartbeatReply | Exception] = []
         self.actions: list[PendingAction] = []
@@ -25,8 +33,8 @@ class Harness:
         self.status = StatusTracker(tmp_path / "status.json", "0.1.0")
         self.loop = HeartbeatLoop(
             send=self.send,
-            build=self.build,
-            outbox=self.outbox,
+            snapshot=self.snapshot,
+            journal=self.outbox,
             on_actions=self.actions.extend,
             on_config_version=self.versions.append,
             status=self.status,
@@ -35,16 +43,10 @@ class Harness:
             wall_clock=lambda: 5000.0,
         )
 
-    def build(self, results: tuple[ActionResult, ...]) -> Heartbeat:
-        return Heartbeat(
-            agent_version="0.1.0",
-            vector_version="0.57.0",
-            applied_config_version=3,
-            vector_running=True,
-            vector_uptime_seconds=12,
-            config_error=None,
-            action_results=results,
-        )
+    def snapshot(self, results: tuple[ActionResult, ...]) -> HeartbeatSnapshot:
+        vector = VectorStatus("RUNNING", 42, True, True, "2026-01-01T00:00:00Z", "0.57.0")
+        status = AgentStatus(config=ConfigStatus(applied_version=3), vector=vector)
+        return HeartbeatSnapshot("0.1.0", status, vector_uptime_seconds=12, results=results)
 
     async def send(self, body: Heartbeat) -> HeartbeatReply:
         self.sent.append(body)
@@ -69,18 +71,19 @@ class TestResults:
         h.replies = [TransientError("down"), HeartbeatReply((), 3)]
         await h.loop.beat_once()
         assert h.outbox.pending() == (DONE,)
-        assert h.status.control_plane == "unreachable"
+        assert h.status.control_plane.state == "unreachable"
         await h.loop.beat_once()
         assert h.outbox.pending() == ()
         assert [b.action_results for b in h.sent] == [(DONE,), (DONE,)]
-        assert h.status.control_plane == "ok" and h.status.last_heartbeat_at == 5000.0
+        assert h.status.control_plane.state == "ok"
+        assert h.status.control_plane.last_heartbeat_at == 5000.0
 
     async def test_result_survives_a_restart(self, h: Harness, tmp_path: Path) -> None:
         """The outbox is on disk: a new process delivers what the old one could not."""
         h.outbox.add(DONE)
         h.replies = [TransientError("down")]
         await h.loop.beat_once()
-        assert Outbox(tmp_path / "outbox.json").pending() == (DONE,)
+        assert ActionJournal(tmp_path / "outbox.json").pending() == (DONE,)
 
 
 class TestReply:
@@ -97,7 +100,7 @@ class TestReply:
         h.replies = [RevokedError("403"), RevokedError("403")]
         assert await h.loop.beat_once() == 300.0
         assert await h.loop.beat_once() == 300.0
-        assert h.status.control_plane == "revoked"
+        assert h.status.control_plane.state == "revoked"
 
     async def test_interval_is_jittered_around_the_setting(self, h: Harness) -> None:
         """A normal beat waits the heartbeat interval ±10 %."""
@@ -113,3 +116,31 @@ class TestOutage:
         assert delays[0] <= 30.0
         assert 270.0 <= delays[-1] <= 300.0
         assert 27.0 <= await h.loop.beat_once() <= 33.0
+
+
+class TestBody:
+    def test_the_body_is_a_view_of_the_status_sections(self) -> None:
+        """Applied version, config error, Vector's state and version come from the sections;
+        uptime and results from the snapshot."""
+        error = ConfigErrorReport(8, "vector validate rejected the config", "2026-01-01T00:00:00Z")
+        vector = VectorStatus("RUNNING", 42, True, True, "2026-01-01T00:00:00Z", "0.57.0")
+        status = AgentStatus(config=ConfigStatus(7, "sha256:x", False, error), vector=vector)
+        body = build_heartbeat(HeartbeatSnapshot("0.2.0", status, 12, (DONE,)))
+        assert body.to_json() == {
+            "agentVersion": "0.2.0",
+            "vectorVersion": "0.57.0",
+            "appliedConfigVersion": 7,
+            "vectorRunning": True,
+            "vectorUptimeSeconds": 12,
+            "configError": error.to_json(),
+            "actionResults": [DONE.to_json()],
+        }
+
+    def test_before_vector_was_asked_it_is_reported_not_running(self) -> None:
+        """No Vector section yet: not running, no version."""
+        body = build_heartbeat(HeartbeatSnapshot("0.2.0", AgentStatus(), 0))
+        assert (body.vector_running, body.vector_version, body.applied_config_version) == (
+            False,
+            None,
+            0,
+        )

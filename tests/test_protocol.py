@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from logpulse_agent.errors import ProtocolError
-from logpulse_agent.protocol import (
+from logpulse_agent.controlplane.protocol import (
     ActionResult,
     ConfigErrorReport,
     ConfigUpdate,
@@ -25,6 +24,7 @@ from logpulse_agent.protocol import (
     parse_error_body,
     parse_heartbeat_response,
 )
+from logpulse_agent.errors import ProtocolError
 
 AGT = "AGT_s3cretAgentToken-abc"
 EBT = "EBT_s3cretBootstrap_xyz"

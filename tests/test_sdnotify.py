@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent.sdnotify import Notifier
+from logpulse_agent.daemon.sdnotify import Notifier
 
 
 @pytest.fixture

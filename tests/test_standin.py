@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent.vector.cli import parse_version
+from logpulse_agent.vector.commands import parse_version
 from tests.standin import (
     MINIMAL_CONFIG,
     Lines,

@@ -7,8 +7,19 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from logpulse_agent.status import StatusTracker, assess, render_json, render_text
+from logpulse_agent.controlplane.protocol import ConfigErrorReport
+from logpulse_agent.status.report import assess, render_json, render_text
+from logpulse_agent.status.sections import (
+    ActionsStatus,
+    ConfigStatus,
+    ControlPlaneStatus,
+    IdentityStatus,
+    UpgradeStatus,
+    VectorStatus,
+)
+from logpulse_agent.status.tracker import StatusTracker
 
+FIXTURES = Path(__file__).parent / "fixtures"
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 
@@ -60,7 +71,7 @@ class TestTracker:
     def test_snapshot_is_written_redacted(self, tmp_path: Path) -> None:
         """A token that slipped into an error message never reaches status.json."""
         tracker = StatusTracker(tmp_path / "status.json", "0.1.0")
-        tracker.update(control_plane_error="bad Bearer AGT_secretsecret")
+        tracker.set(ControlPlaneStatus(error="bad Bearer AGT_secretsecret"))
         text = (tmp_path / "status.json").read_text()
         assert "secretsecret" not in text
         data = json.loads(text)
@@ -84,11 +95,47 @@ class TestWrite:
         blocked.write_text("a file where the state directory should be\n")
         tracker = StatusTracker(blocked / "status.json", "0.1.0")
         with capture_logs() as logs:
-            tracker.update(applied_version=1)
-            tracker.update(applied_version=2)
-        assert tracker.applied_version == 2
+            tracker.set(ConfigStatus(applied_version=1))
+            tracker.set(ConfigStatus(applied_version=2))
+        assert tracker.config.applied_version == 2
         assert [e["event"] for e in logs] == ["status.write_failed"]
         blocked.unlink()
         blocked.mkdir()
-        tracker.update(applied_version=3)
+        tracker.set(ConfigStatus(applied_version=3))
         assert json.loads((blocked / "status.json").read_text())["config"]["appliedVersion"] == 3
+
+
+class TestSnapshotFormat:
+    def test_status_json_keeps_the_layout_0_1_0_wrote(self, tmp_path: Path) -> None:
+        """Every key of the 0.1.0 snapshot is still there, nested the same way, and no other:
+        scripts and `status` of either version read the other's file."""
+        tracker = StatusTracker(tmp_path / "status.json", "0.2.0")
+        tracker.set(
+            IdentityStatus("a", "g", "https://cp"),
+            ConfigStatus(5, "sha256:x", False, ConfigErrorReport(6, "bad", "t")),
+            VectorStatus("RUNNING", 4300, True, True, "2026-01-01T00:00:00Z", "0.57.0"),
+            ActionsStatus(2, UpgradeStatus("act", "0.1.0", "0.2.0", "t")),
+        )
+        old = json.loads((FIXTURES / "agent-0.1.0" / "lib" / "status.json").read_text())
+        assert keys(json.loads(tracker.path.read_text())) == keys(old)
+
+    def test_a_set_that_changes_nothing_writes_nothing_unless_touched(self, tmp_path: Path) -> None:
+        """Sections equal to the current ones leave the file alone; touch rewrites it."""
+        tracker = StatusTracker(tmp_path / "status.json", "0.1.0")
+        tracker.set(ConfigStatus(applied_version=1))
+        tracker.path.unlink()
+        tracker.set(ConfigStatus(applied_version=1))
+        assert not tracker.path.exists()
+        tracker.set(ConfigStatus(applied_version=1), touch=True)
+        assert tracker.path.exists()
+
+
+def keys(doc: object, prefix: str = "") -> set[str]:
+    """The dotted paths of every key in ``doc``."""
+    if not isinstance(doc, dict):
+        return set()
+    found = set()
+    for key, value in doc.items():
+        found.add(prefix + key)
+        found |= keys(value, prefix + key + ".")
+    return found

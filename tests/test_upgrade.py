@@ -19,16 +19,16 @@ import httpx
 import pytest
 
 from logpulse_agent.errors import ActionError
-from logpulse_agent.upgrade import (
-    InFlightUpgrade,
+from logpulse_agent.pids import pid_alive
+from logpulse_agent.state.layout import Layout
+from logpulse_agent.upgrade.launcher import (
     Launch,
     SpawnRequest,
-    Upgrader,
-    parse_target_version,
-    pid_alive,
     spawn_systemd_run,
     systemd_unit_active,
 )
+from logpulse_agent.upgrade.record import InFlightUpgrade, parse_target_version
+from logpulse_agent.upgrade.upgrader import Upgrader
 
 pytestmark = pytest.mark.anyio
 
@@ -40,12 +40,14 @@ AGENT_SNIPPET = """
 import asyncio, os
 from pathlib import Path
 import httpx
-from logpulse_agent.upgrade import InFlightUpgrade, Upgrader
+from logpulse_agent.state.layout import Layout
+from logpulse_agent.upgrade.record import InFlightUpgrade
+from logpulse_agent.upgrade.upgrader import Upgrader
 
 async def main():
     async with httpx.AsyncClient(trust_env=False) as http:
-        up = Upgrader(install_url={url!r}, state_dir=Path({tmp!r}) / "state",
-                      log_dir=Path({tmp!r}) / "log", http=http, systemd_pid1=lambda: False)
+        layout = Layout(Path({tmp!r}) / "etc", Path({tmp!r}) / "state", Path({tmp!r}) / "log")
+        up = Upgrader(install_url={url!r}, layout=layout, http=http, systemd_pid1=lambda: False)
         await up.start(InFlightUpgrade("act-9", "0.1.0", "0.2.0", "2099-01-01T00:00:00Z"))
         print(up.inflight().pid, flush=True)
     os._exit(0)
@@ -138,8 +140,7 @@ def make_upgrader(tmp_path: Path, url: str, http: httpx.AsyncClient, **kwargs: o
     kwargs.setdefault("systemd_pid1", lambda: False)
     return Upgrader(
         install_url=url,
-        state_dir=tmp_path / "state",
-        log_dir=tmp_path / "log",
+        layout=Layout(tmp_path / "etc", tmp_path / "state", tmp_path / "log"),
         http=http,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -538,8 +539,8 @@ class TestPrivilegedRequest:
     ) -> None:
         """A request that cannot be written fails the action with the reason."""
         upgrader = make_upgrader(tmp_path, "https://get.example/", http, systemd_pid1=lambda: True)
-        from logpulse_agent import atomic
         from logpulse_agent.errors import StateError
+        from logpulse_agent.state import atomic
 
         real = atomic.write_text
 
@@ -650,7 +651,7 @@ class TestReconcile:
             now=clock,
             unit_active=lambda unit: False,
         )
-        upgrader._write_inflight(InFlightUpgrade("act-1", "0.1.0", "0.2.0", "x", unit="u"))
+        upgrader.begin(InFlightUpgrade("act-1", "0.1.0", "0.2.0", "x", unit="u"))
         assert upgrader.reconcile("0.1.0", settle=timedelta(seconds=15)) is None
         clock.now += timedelta(seconds=16)
         result = upgrader.reconcile("0.1.0", settle=timedelta(seconds=15))
@@ -664,9 +665,7 @@ class TestReconcile:
         upgrader = make_upgrader(
             tmp_path, "https://get.example/", http, now=clock, unit_active=lambda unit: True
         )
-        upgrader._write_inflight(
-            InFlightUpgrade("act-1", "0.1.0", "0.2.0", "2024-05-01T12:00:00Z", unit="u")
-        )
+        upgrader.begin(InFlightUpgrade("act-1", "0.1.0", "0.2.0", "2024-05-01T12:00:00Z", unit="u"))
         clock.now += timedelta(minutes=29)
         assert upgrader.reconcile("0.1.0") is None
         clock.now += timedelta(minutes=2)
@@ -679,7 +678,7 @@ class TestReconcile:
     ) -> None:
         """A crash between writing the record and launching the installer is reported failed."""
         upgrader = make_upgrader(tmp_path, "https://get.example/", http)
-        upgrader._write_inflight(RECORD)
+        upgrader.begin(RECORD)
         result = upgrader.reconcile("0.1.0")
         assert result is not None
         assert "stopped before the installer was launched" in result.result["error"]

@@ -481,7 +481,7 @@ def test_release_wrapper_reports_its_version(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import logpulse_agent; logpulse_agent.__version__ = '0.2.0'; "
-            "import logpulse_agent.daemon as d, logpulse_agent.enrol as e; "
+            "import logpulse_agent.daemon.lifecycle as d, logpulse_agent.controlplane.enrol as e; "
             "print(d.__version__, e.__version__)",
         ],
         capture_output=True,

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from logpulse_agent.errors import ValidationFailed
-from logpulse_agent.vector.cli import (
+from logpulse_agent.vector.commands import (
     child_env,
     failure_message,
     first_error,

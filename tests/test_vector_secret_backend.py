@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from logpulse_agent.errors import ValidationFailed
-from logpulse_agent.vector import cli
+from logpulse_agent.vector import commands as cli
 from logpulse_agent.vector.options import render_global_options
 from logpulse_agent.vector.secret_backend import (
     MalformedRequest,

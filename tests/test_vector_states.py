@@ -8,27 +8,11 @@ from logpulse_agent.vector.states import (
     ExitHistory,
     ExitRecord,
     VectorState,
-    backoff_delay,
     failures_since,
-    next_attempt,
 )
 
 
-class TestBackoff:
-    def test_doubles_from_initial_to_the_ceiling_with_jitter(self) -> None:
-        """Delays double per attempt within ±20 %, never above the maximum."""
-        rng = random.Random(1)
-        delays = [backoff_delay(n, 1.0, 60.0, rng) for n in range(1, 10)]
-        for attempt, delay in enumerate(delays[:6], start=1):
-            assert 0.8 * 2 ** (attempt - 1) <= delay <= 1.2 * 2 ** (attempt - 1)
-        assert all(delay <= 60.0 for delay in delays)
-        assert delays[-1] >= 48.0
-
-    def test_a_stable_run_resets_the_attempts(self) -> None:
-        """An exit after stable_after seconds of uptime starts counting from 1 again."""
-        assert next_attempt(4, uptime=59.9, stable_after=60) == 5
-        assert next_attempt(4, uptime=60.0, stable_after=60) == 1
-
+class TestExits:
     def test_only_unrequested_exits_are_failures(self) -> None:
         """Requested exits never count, whatever their code; the window is inclusive."""
         exits = [

@@ -25,8 +25,8 @@ from pathlib import Path
 import psutil
 import structlog
 
-from logpulse_agent import atomic
 from logpulse_agent.errors import StateError
+from logpulse_agent.state import atomic
 
 log = structlog.get_logger("logpulse_agent.vector.supervisor")
 

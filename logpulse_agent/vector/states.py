@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from logpulse_agent.backoff import Backoff, next_attempt
+
 
 class VectorState(str, Enum):
     """Where the Vector child process is in its life cycle."""
@@ -57,27 +59,6 @@ class ExitRecord:
         return not self.requested
 
 
-def backoff_delay(
-    attempt: int, initial: float, maximum: float, rng: random.Random | None = None
-) -> float:
-    """Seconds to wait before restart number ``attempt`` (1-based).
-
-    Doubles from ``initial`` up to ``maximum``, with ±20 % jitter so a fleet that crashed
-    together does not restart in lockstep; never above ``maximum``.
-    """
-    base = min(maximum, initial * 2.0 ** max(0, attempt - 1))
-    jitter = (rng or random).uniform(0.8, 1.2)
-    return float(min(maximum, base * jitter))
-
-
-def next_attempt(previous_attempt: int, uptime: float, stable_after: float) -> int:
-    """The attempt number after an unrequested exit of a process that ran ``uptime`` seconds.
-
-    A run of at least ``stable_after`` seconds resets the count: the next restart is quick again.
-    """
-    return 1 if uptime >= stable_after else previous_attempt + 1
-
-
 def failures_since(exits: Iterable[ExitRecord], since: float) -> int:
     """How many unrequested exits happened at or after ``since`` (clock units)."""
     return sum(1 for record in exits if record.failure and record.at >= since)
@@ -98,8 +79,11 @@ class ExitHistory:
         rng: random.Random | None = None,
         limit: int = 100,
     ) -> None:
-        self.initial, self.maximum, self.stable_after = initial, maximum, stable_after
-        self.rng, self.limit = rng, limit
+        # Restarts jitter over the last fifth of each step: a fleet that crashed together on
+        # one bad config does not restart in lockstep.
+        self.backoff = Backoff(initial=initial, ceiling=maximum, jitter=0.2)
+        self.maximum, self.stable_after = maximum, stable_after
+        self.rng, self.limit = rng or random.Random(), limit
         self.exits: list[ExitRecord] = []
         self.attempt = 0  # consecutive unrequested exits, reset by a stable run or reset()
 
@@ -130,5 +114,5 @@ class ExitHistory:
             return self.maximum
         last = self.exits[-1] if self.exits else None
         if last is not None and last.failure and self.attempt > 0:
-            return backoff_delay(self.attempt, self.initial, self.maximum, self.rng)
+            return self.backoff.delay(self.attempt, self.rng)
         return 0.0

@@ -3,8 +3,9 @@
 Callers say what they want — :meth:`~VectorSupervisor.start`, :meth:`~VectorSupervisor.stop`,
 :meth:`~VectorSupervisor.restart`, :meth:`~VectorSupervisor.reload` — and :meth:`run`, the
 supervision task, restarts every exit nobody asked for, with exponential backoff (1 s → 60 s,
-jittered, reset after ``stable_after`` seconds of uptime). The four operations are serialised by
-one lock and each finishes what it started; the later call wins.
+jittered, reset after ``stable_after`` seconds of uptime; :mod:`logpulse_agent.backoff`). The
+four operations are serialised by one lock and each finishes what it started; the later call
+wins.
 
 Each spawned process gets a *follower* task that waits for "Vector has started." in vector.log,
 then for the exit, and records it: the one place where exits are observed, so they are counted
@@ -30,7 +31,7 @@ from logpulse_agent.errors import ReloadFailed, StateError, VectorError
 from logpulse_agent.redact import redact
 from logpulse_agent.vector import process
 from logpulse_agent.vector.child import VectorChild, uncancellable
-from logpulse_agent.vector.cli import child_env, vector_version
+from logpulse_agent.vector.commands import child_env, vector_version
 from logpulse_agent.vector.logwatch import log_offset, rotate_if_needed, wait_for_reload
 from logpulse_agent.vector.states import ExitHistory, ExitRecord, VectorState
 
