@@ -14,9 +14,11 @@
 # systemd units. Then: an enrolled host is restarted (the upgrade path); with LOGPULSE_API_URL and
 # LOGPULSE_ENROL_TOKEN the host is enrolled and the agent started; otherwise it prints how to
 # enrol. Re-running it is harmless. Any failure before the system is touched (not root, no
-# curl/wget, unsupported architecture, HTTP error, checksum mismatch, broken bundle) prints one
+# curl, unsupported architecture, HTTP error, checksum mismatch, broken bundle) prints one
 # line and exits non-zero with the system exactly as it was. A new release that does not start
-# under systemd is rolled back to the one it replaced.
+# under systemd is rolled back to the one it replaced, and one that starts is on probation
+# (systemd/logpulse-agent-probation): it is rolled back unless its agent reaches the control
+# plane within the window, and whenever it keeps restarting.
 #
 # Environment:
 #   LOGPULSE_VERSION        release to install: vX.Y.Z (or X.Y.Z) | latest        [latest]
@@ -34,6 +36,12 @@
 #                           enrol (as the logpulse user) and start the agent
 #   LOGPULSE_ALLOW_INSECURE_HTTP=1
 #                           allow plain http:// downloads from a non-loopback host (unsafe)
+#   LOGPULSE_UPGRADE_PROBATION, LOGPULSE_UPGRADE_PROBATION_RESTARTS
+#                           seconds a switched-to release is on probation (0: none) and the
+#                           restarts that end it early; else from install.env      [600, 5]
+#
+# /opt/logpulse-agent/install.env keeps where upgrades come from; the installer rewrites its
+# own three lines there on every run and keeps every other line (the operator's settings).
 
 # The whole script is one brace group, closed on its last line: the shell parses all of it before
 # running any of it, so a download cut off mid-way (curl | sh) is a syntax error, not half an
@@ -47,6 +55,9 @@ PROG="logpulse-agent installer"
 AGENT_USER=logpulse
 VERSION_ERE='^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$'
 UNITS="logpulse-agent.service logpulse-agent-upgrade.service logpulse-agent-upgrade.path"
+# Shipped by releases that promote themselves: only those are put on probation.
+PROBATION_UNITS="logpulse-agent-probation.service logpulse-agent-probation.timer"
+WATCHER=logpulse-agent-probation
 
 say() { printf '%s: %s\n' "$PROG" "$*"; }
 warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
@@ -160,12 +171,9 @@ case ${LOGPULSE_ARCH:-$(uname -m)} in
     *) fail "unsupported architecture '${LOGPULSE_ARCH:-$(uname -m)}': releases exist for x86_64 (amd64) and aarch64 (arm64)" ;;
 esac
 
-if command -v curl >/dev/null 2>&1; then
-    DOWNLOADER=curl
-elif command -v wget >/dev/null 2>&1; then
-    DOWNLOADER=wget
-else
-    fail "neither curl nor wget is installed; install one of them and run the installer again"
+# curl only: wget cannot be held to https on redirects, nor to a maximum size.
+if ! command -v curl >/dev/null 2>&1; then
+    fail "curl is required (wget is not used: it follows redirects from https to http); install curl and run the installer again"
 fi
 
 if command -v sha256sum >/dev/null 2>&1; then
@@ -195,6 +203,30 @@ fi
 check_url "download base" "$BASE"
 check_url "install URL" "$INSTALL_URL"
 
+# operator_setting NAME: NAME from the environment, else its last line in install.env (the
+# operator's file: see "install.env" below), else nothing.
+operator_setting() {
+    eval "value=\${$1:-}"
+    if [ -z "$value" ] && [ -f "$OPT/install.env" ]; then
+        value=$(sed -n "s/^[[:space:]]*$1=//p" "$OPT/install.env" | tail -n 1 | tr -d "\"' \t\r")
+    fi
+    printf '%s\n' "$value"
+}
+PROBATION=$(operator_setting LOGPULSE_UPGRADE_PROBATION)
+PROBATION=${PROBATION:-600}
+case $PROBATION in
+    *[!0-9]* | "" | 0?* | ??????*) bad=1 ;;  # not digits, a leading zero (octal), too long
+    *) bad=$((PROBATION != 0 && (PROBATION < 30 || PROBATION > 86400))) ;;
+esac
+[ "$bad" = 0 ] || fail "LOGPULSE_UPGRADE_PROBATION '$PROBATION' is not a number of seconds from 30 to 86400 (or 0: no probation)"
+MAX_RESTARTS=$(operator_setting LOGPULSE_UPGRADE_PROBATION_RESTARTS)
+MAX_RESTARTS=${MAX_RESTARTS:-5}
+case $MAX_RESTARTS in
+    *[!0-9]* | "" | 0* | ????*) bad=1 ;;
+    *) bad=$((MAX_RESTARTS > 100)) ;;
+esac
+[ "$bad" = 0 ] || fail "LOGPULSE_UPGRADE_PROBATION_RESTARTS '$MAX_RESTARTS' is not a number from 1 to 100"
+
 case $ROOT in
     "" | /*) ;;
     *) fail "LOGPULSE_ROOT '$ROOT' must be an absolute path" ;;
@@ -211,21 +243,14 @@ download() {
         https://*) proto='=https' ;;
         *) proto='=http,https' ;;
     esac
-    if [ "$DOWNLOADER" = curl ]; then
-        if ! code=$(curl -sSL --proto "$proto" --proto-redir "$proto" --connect-timeout 20 \
-            --retry 2 -o "$2" -w '%{http_code}' "$1" 2>"$TMP/download.err"); then
-            fail "cannot download $1: $(head -n 1 "$TMP/download.err")"
-        fi
-        case $code in
-            2??) ;;
-            *) fail "cannot download $1: HTTP $code" ;;
-        esac
-    else
-        if ! wget -q -S -T 20 -O "$2" "$1" 2>"$TMP/download.err"; then
-            status=$(grep -o 'HTTP/[0-9.]* [0-9][0-9][0-9]' "$TMP/download.err" | tail -n 1)
-            fail "cannot download $1: ${status:-$(tail -n 1 "$TMP/download.err")}"
-        fi
+    if ! code=$(curl -sSL --proto "$proto" --proto-redir "$proto" --connect-timeout 20 \
+        --retry 2 -o "$2" -w '%{http_code}' "$1" 2>"$TMP/download.err"); then
+        fail "cannot download $1: $(head -n 1 "$TMP/download.err")"
     fi
+    case $code in
+        2??) ;;
+        *) fail "cannot download $1: HTTP $code" ;;
+    esac
 }
 
 if [ "$VERSION" = latest ]; then
@@ -266,6 +291,10 @@ NEW=$UNPACK/logpulse-agent-$VERSION
 [ -x "$NEW/logpulse-agent" ] || fail "$TARBALL is not a logpulse-agent release (no logpulse-agent-$VERSION/logpulse-agent)"
 for unit in $UNITS logpulse-agent-upgrade; do
     [ -f "$NEW/systemd/$unit" ] || fail "$TARBALL is incomplete: systemd/$unit is missing"
+done
+SHIPS_WATCHER=1
+for file in $PROBATION_UNITS $WATCHER; do
+    [ -f "$NEW/systemd/$file" ] || SHIPS_WATCHER=0
 done
 if [ -z "${LOGPULSE_ARCH:-}" ]; then
     # Before switching anything: the new build must run on this host.
@@ -360,13 +389,104 @@ else
     mv "$staging" "$DEST"
 fi
 
-# current → the new release, previous → the release it replaces (kept for rollback).
 old=""
 if [ -L "$OPT/current" ]; then
     old=$(readlink "$OPT/current")
 fi
-if [ -n "$old" ] && [ "$old" != "versions/$VERSION" ] && [ -d "$OPT/$old" ]; then
-    atomic_link "$old" "$OPT/previous"
+
+# --- probation (SPEC 11.4): set up before the switch, so no switch is ever unwatched -----------
+
+SYSTEMD_LIVE=0
+if [ -z "$ROOT" ] && [ "$NO_SYSTEMD" != 1 ] && [ -d /run/systemd/system ] \
+    && command -v systemctl >/dev/null 2>&1; then
+    SYSTEMD_LIVE=1
+fi
+ENROLLED=0
+if [ -f "$STATE/identity.json" ] && [ -f "$ETC/agent-token" ]; then
+    ENROLLED=1
+fi
+
+# bounded SECONDS CMD...: CMD, cut off after SECONDS where `timeout` exists (a file the agent
+# made a FIFO, or a start that never ends, must not hold the installer and its lock).
+bounded() {
+    if command -v timeout >/dev/null 2>&1; then
+        timeout "$@"
+    else
+        shift
+        "$@"
+    fi
+}
+
+# daemon_pid: the pid of the running `logpulse-agent run` that the agent's status.json names
+# (without systemd, that process is restarted with a signal). Only digits are taken from the
+# agent's file, and only a process that is that command counts.
+daemon_pid() {
+    pid=$(bounded 5 sed -n 's/^ *"pid": *\([0-9][0-9]*\),*$/\1/p' "$STATE/status.json" \
+        2>/dev/null | head -n 1 || true)
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
+        case $(tr '\0' ' ' <"/proc/$pid/cmdline") in
+            *logpulse-agent*" run"*) printf '%s\n' "$pid" ;;
+        esac
+    fi
+}
+DAEMON_PID=""
+if [ -z "$ROOT" ] && [ "$SYSTEMD_LIVE" = 0 ] && [ "$ENROLLED" = 1 ]; then
+    DAEMON_PID=$(daemon_pid)
+fi
+
+# GOOD: the release to roll back to. The one `current` points at, unless that one is itself on
+# probation: then the release its probation would return to (the last one that passed).
+GOOD=$old
+if [ -f "$OPT/probation" ]; then
+    trial=$(sed -n 's/^version=//p' "$OPT/probation" | head -n 1)
+    known=$(sed -n 's/^previous=//p' "$OPT/probation" | head -n 1)
+    if [ "$old" = "versions/$trial" ] && is_version "$known" && [ -d "$OPT/versions/$known" ] \
+        && [ "$known" != "$VERSION" ]; then
+        GOOD=versions/$known
+    fi
+fi
+
+PROBATION_MODE=""
+if [ "$PROBATION" != 0 ] && [ "$SHIPS_WATCHER" = 1 ] && [ "$ENROLLED" = 1 ] \
+    && [ "$old" != "versions/$VERSION" ] && [ -n "$GOOD" ] && [ -d "$OPT/$GOOD" ]; then
+    if [ "$SYSTEMD_LIVE" = 1 ]; then
+        PROBATION_MODE=systemd
+    elif [ -n "$DAEMON_PID" ]; then
+        PROBATION_MODE=detached
+    fi
+fi
+if [ -n "$PROBATION_MODE" ]; then
+    atomic_copy "$DEST/systemd/$WATCHER" "$OPT/$WATCHER" 0755
+    if [ "$PROBATION_MODE" = systemd ]; then
+        watch_uid=${AGENT_UID:-0} watch_gid=${AGENT_GID:-0}
+        mkdir -p "$UNIT_DIR"
+        for unit in $PROBATION_UNITS; do
+            atomic_copy "$DEST/systemd/$unit" "$UNIT_DIR/$unit" 0644
+        done
+        systemctl daemon-reload
+    else
+        # Whoever runs the agent here (often root, in a container) owns its files.
+        watch_uid=$(awk '/^Uid:/ { print $2 }' "/proc/$DAEMON_PID/status")
+        watch_gid=$(awk '/^Gid:/ { print $2 }' "/proc/$DAEMON_PID/status")
+    fi
+    sh "$OPT/$WATCHER" begin "$VERSION" "${GOOD#versions/}" "$PROBATION" "$MAX_RESTARTS" \
+        "$PROBATION_MODE" "$watch_uid" "$watch_gid" "$DAEMON_PID" \
+        || fail "cannot start the probation of $VERSION; nothing was switched"
+    if [ "$PROBATION_MODE" = systemd ]; then
+        systemctl enable --now --quiet logpulse-agent-probation.timer
+    fi
+elif [ -f "$OPT/probation" ] && [ "$old" != "versions/$VERSION" ]; then
+    # The release on probation is replaced by one that is not: its probation is over.
+    rm -f "$OPT/probation" "$STATE/upgrade-probation" "$STATE/upgrade-promoted"
+    if [ "$SYSTEMD_LIVE" = 1 ]; then
+        systemctl stop logpulse-agent-probation.timer 2>/dev/null || true
+    fi
+    say "the probation of ${old#versions/} ended: it is replaced by $VERSION"
+fi
+
+# current → the new release, previous → the release to roll back to (GOOD, kept).
+if [ -n "$GOOD" ] && [ "$GOOD" != "versions/$VERSION" ] && [ -d "$OPT/$GOOD" ]; then
+    atomic_link "$GOOD" "$OPT/previous"
 fi
 if [ "$old" != "versions/$VERSION" ]; then
     atomic_link "versions/$VERSION" "$OPT/current"
@@ -442,36 +562,55 @@ fi
 # agent-token is the agent's own file (it writes it 0600); root never touches it by name.
 
 # Where remote upgrades fetch the installer and releases from. Root's file, read only by the
-# root upgrade service: the agent can ask for a version, never for a source.
-cat >"$TMP/install.env" <<EOF
+# root upgrade service: the agent can ask for a version, never for a source. The installer owns
+# its header and three lines; every other line is the operator's and is kept as it is.
+cat >"$TMP/install.env.head" <<'EOF'
 # Written by the logpulse-agent installer; read by logpulse-agent-upgrade.service.
-LOGPULSE_INSTALL_URL=$INSTALL_URL
-LOGPULSE_DOWNLOAD_BASE=$BASE
-LOGPULSE_ALLOW_INSECURE_HTTP=$ALLOW_HTTP
+# Each run rewrites these lines and the three below; every other line is yours and is kept,
+# e.g. LOGPULSE_UPGRADE_PROBATION=600, LOGPULSE_UPGRADE_PROBATION_RESTARTS=5,
+# LOGPULSE_ALLOW_DOWNGRADE=1, HTTPS_PROXY=... (see the README, "Upgrade").
 EOF
+{
+    cat "$TMP/install.env.head"
+    printf 'LOGPULSE_INSTALL_URL=%s\nLOGPULSE_DOWNLOAD_BASE=%s\nLOGPULSE_ALLOW_INSECURE_HTTP=%s\n' \
+        "$INSTALL_URL" "$BASE" "$ALLOW_HTTP"
+    if [ -f "$OPT/install.env" ]; then
+        grep -vxF -f "$TMP/install.env.head" "$OPT/install.env" \
+            | grep -vE '^[[:space:]]*LOGPULSE_(INSTALL_URL|DOWNLOAD_BASE|ALLOW_INSECURE_HTTP)=' \
+            || true
+    fi
+} >"$TMP/install.env"
 atomic_copy "$TMP/install.env" "$OPT/install.env" 0644
 
 # systemd units, from the release (they belong to the agent version that needs them).
 mkdir -p "$UNIT_DIR"
-for unit in $UNITS; do
-    atomic_copy "$NEW/systemd/$unit" "$UNIT_DIR/$unit" 0644
+ENABLE=logpulse-agent-upgrade.path
+for unit in $UNITS $PROBATION_UNITS; do
+    if [ -f "$NEW/systemd/$unit" ]; then
+        atomic_copy "$NEW/systemd/$unit" "$UNIT_DIR/$unit" 0644
+    fi
 done
+# The probation watcher runs from a copy outside the releases (a rollback half-way must find
+# it); its timer is enabled for good (it only runs while a record exists): a reboot resumes it.
+if [ "$SHIPS_WATCHER" = 1 ]; then
+    atomic_copy "$NEW/systemd/$WATCHER" "$OPT/$WATCHER" 0755
+fi
+if [ -f "$UNIT_DIR/logpulse-agent-probation.timer" ]; then
+    ENABLE="$ENABLE logpulse-agent-probation.timer"
+fi
 
 # --- start ----------------------------------------------------------------------------------
-
-SYSTEMD_LIVE=0
-if [ -z "$ROOT" ] && [ "$NO_SYSTEMD" != 1 ] && [ -d /run/systemd/system ] \
-    && command -v systemctl >/dev/null 2>&1; then
-    SYSTEMD_LIVE=1
-fi
 
 if [ "$SYSTEMD_LIVE" = 1 ]; then
     systemctl daemon-reload
     systemctl enable --now --quiet logpulse-agent-upgrade.path
+    # shellcheck disable=SC2086 # a list of unit names
+    systemctl enable --quiet $ENABLE
 elif [ "$NO_SYSTEMD" != 1 ] && command -v systemctl >/dev/null 2>&1; then
     # Offline: only the enablement symlinks, inside the root.
-    systemctl --root="${ROOT:-/}" enable --quiet logpulse-agent-upgrade.path >/dev/null 2>&1 \
-        || warn "could not enable logpulse-agent-upgrade.path under ${ROOT:-/}"
+    # shellcheck disable=SC2086 # a list of unit names
+    systemctl --root="${ROOT:-/}" enable --quiet $ENABLE >/dev/null 2>&1 \
+        || warn "could not enable $ENABLE under ${ROOT:-/}"
 fi
 
 AGENT_BIN=$OPT/current/logpulse-agent
@@ -486,34 +625,59 @@ start_agent() {
     fi
 }
 
-# restart_or_roll_back: restart the agent on the new release; if it does not come up (a build
-# that answers --version but cannot run here, or units it brought that do not work), point
-# current back at the release it replaced, put that release's units back and start it, so a
-# bad release never leaves the host without its agent.
+# restart_or_roll_back: restart the agent on the new release; if it does not come up within 5
+# minutes (a build that answers --version but cannot run here, units it brought that do not
+# work, a start that hangs), point current back at GOOD, put that release's units back and
+# start it, so a bad release never leaves the host without its agent. On probation the watcher
+# does that rollback, so the probation ends with the reason the old agent reports.
 restart_or_roll_back() {
-    if systemctl restart logpulse-agent.service; then
+    if bounded 300 systemctl restart logpulse-agent.service; then
         return 0
     fi
-    if [ -n "$old" ] && [ "$old" != "versions/$VERSION" ] && [ -d "$OPT/$old" ]; then
-        atomic_link "$old" "$OPT/current"
-        for unit in $UNITS; do
-            if [ -f "$OPT/$old/systemd/$unit" ]; then
-                atomic_copy "$OPT/$old/systemd/$unit" "$UNIT_DIR/$unit" 0644
+    why="logpulse-agent $VERSION did not start (journalctl -u logpulse-agent)"
+    if [ "$PROBATION_MODE" = systemd ]; then
+        sh "$OPT/$WATCHER" rollback "$why" || true
+        if systemctl is-active --quiet logpulse-agent.service; then
+            fail "$why; rolled back to ${GOOD#versions/}, which is running"
+        fi
+    elif [ -n "$GOOD" ] && [ "$GOOD" != "versions/$VERSION" ] && [ -d "$OPT/$GOOD" ]; then
+        atomic_link "$GOOD" "$OPT/current"
+        for unit in $UNITS $PROBATION_UNITS; do
+            if [ -f "$OPT/$GOOD/systemd/$unit" ]; then
+                atomic_copy "$OPT/$GOOD/systemd/$unit" "$UNIT_DIR/$unit" 0644
             fi
         done
         systemctl daemon-reload
-        if systemctl restart logpulse-agent.service; then
-            fail "logpulse-agent $VERSION did not start (journalctl -u logpulse-agent); rolled back to ${old#versions/}, which is running"
+        if bounded 300 systemctl restart logpulse-agent.service; then
+            fail "$why; rolled back to ${GOOD#versions/}, which is running"
         fi
-        fail "logpulse-agent $VERSION did not start, and neither did ${old#versions/} after rolling back (journalctl -u logpulse-agent)"
+    else
+        fail "logpulse-agent $VERSION is installed but did not start (journalctl -u logpulse-agent)"
     fi
-    fail "logpulse-agent $VERSION is installed but did not start (journalctl -u logpulse-agent)"
+    fail "logpulse-agent $VERSION did not start, and neither did ${GOOD#versions/} after rolling back (journalctl -u logpulse-agent)"
 }
 
-if [ -f "$STATE/identity.json" ] && [ -f "$ETC/agent-token" ]; then
+# restart_detached: without systemd, stop the running agent (SIGTERM, as `systemctl restart`
+# would) for its supervisor to start the new release; on probation the watcher goes on in the
+# background, in its own session, without the installer's lock.
+restart_detached() {
+    if [ "$PROBATION_MODE" = detached ]; then
+        set -- env -i "PATH=$PATH" sh "$OPT/$WATCHER" watch
+        if command -v setsid >/dev/null 2>&1; then
+            set -- setsid "$@"
+        fi
+        "$@" </dev/null >/dev/null 2>&1 9>&- &
+    fi
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+}
+
+if [ "$ENROLLED" = 1 ]; then
     if [ "$SYSTEMD_LIVE" = 1 ]; then
         restart_or_roll_back
-        say "logpulse-agent $VERSION installed; the enrolled agent was restarted"
+        say "logpulse-agent $VERSION installed; the enrolled agent was restarted${PROBATION_MODE:+ and is on probation for $PROBATION s}"
+    elif [ -n "$DAEMON_PID" ]; then
+        restart_detached
+        say "logpulse-agent $VERSION installed; the running agent (pid $DAEMON_PID) was stopped for its supervisor to start it again"
     else
         say "logpulse-agent $VERSION installed; restart the agent to run it: systemctl restart logpulse-agent"
     fi

@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import _rollout  # noqa: E402
 from benchmarks._http import AGENT_VERSION, HttpxPool, RawPool  # noqa: E402
 from benchmarks._server import BenchServer, machine, percentile  # noqa: E402
 from benchmarks._slow_clients import SlowClients  # noqa: E402
@@ -122,6 +123,9 @@ class Fleet:
     def __init__(self, pool: RawPool | HttpxPool, rng: random.Random) -> None:
         self.pool = pool
         self.rng = rng
+        self.poll_interval = POLL_INTERVAL
+        self.heartbeat_interval = HEARTBEAT_INTERVAL
+        self.watch: _rollout.Watch | None = None  # the staged mode's per-agent bookkeeping
         self.agents: list[SimAgent] = []
         self.phase: PhaseStats | None = None
         self.stopping = False
@@ -197,21 +201,21 @@ class Fleet:
             agent.waiter.set_result(None)
 
     async def poll_loop(self, agent: SimAgent) -> None:
-        delay = self.rng.uniform(0, POLL_INTERVAL)
+        delay = self.rng.uniform(0, self.poll_interval)
         while True:
             due = await self._sleep(agent, delay)
             if self.stopping:
                 return
             await self.poll(agent, due)
-            delay = self.jittered(POLL_INTERVAL)
+            delay = self.jittered(self.poll_interval)
 
     async def heartbeat_loop(self, agent: SimAgent) -> None:
-        await asyncio.sleep(self.rng.uniform(0, HEARTBEAT_INTERVAL))
+        await asyncio.sleep(self.rng.uniform(0, self.heartbeat_interval))
         agent.started = time.monotonic() - self.rng.uniform(60, 86400)
         due = time.monotonic()
         while not self.stopping:
             await self.heartbeat(agent, due)
-            due += self.jittered(HEARTBEAT_INTERVAL)
+            due += self.jittered(self.heartbeat_interval)
             await asyncio.sleep(max(0.0, due - time.monotonic()))
 
     async def poll(self, agent: SimAgent, due: float) -> None:
@@ -225,6 +229,8 @@ class Fleet:
             version = int(answer.headers["x-config-version"])
             agent.applied, agent.etag = version, answer.headers["x-config-etag"]
             agent.holds.setdefault(version, time.monotonic())
+            if self.watch is not None:
+                _rollout.saw(self.watch, agent)
 
     async def heartbeat(self, agent: SimAgent, due: float) -> None:
         body = json.dumps(
@@ -235,6 +241,7 @@ class Fleet:
                 "vectorRunning": True,
                 "vectorUptimeSeconds": int(time.monotonic() - agent.started),
                 "configError": None,
+                **(_rollout.beat_fields(self.watch, agent) if self.watch is not None else {}),
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -394,6 +401,7 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
             p for p in (str(args.server_src), os.environ.get("PYTHONPATH", "")) if p
         )
     extra = ["--keep-alive", str(args.server_keep_alive)] if args.server_keep_alive else []
+    extra += ["--heartbeat-interval", str(args.heartbeat_interval)]
     server = BenchServer(workdir / f"server-{n}", env=env, cwd=args.server_src, extra_args=extra)
     sampler = Sampler(server.pid)
     sampler_task = asyncio.get_running_loop().create_task(sampler.run())
@@ -411,6 +419,7 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
     try:
         group, source, token = server.setup_group(f"fleet-{n}", max_uses=n)
         fleet = Fleet(pool, random.Random(args.seed))
+        fleet.poll_interval, fleet.heartbeat_interval = args.poll_interval, args.heartbeat_interval
         result["enrolment"] = await fleet.enrol(token, n, args.enrol_concurrency)
         if args.connection_mode == "per-agent":  # each agent keeps its own connection, as agents do
             for agent in fleet.agents:
@@ -479,6 +488,23 @@ async def run_fleet(n: int, args: argparse.Namespace, workdir: Path) -> dict[str
             "within_target_pct": 100 * sum(t <= ROLLOUT_TARGET_S for t in times) / n,
             "traffic": summarize(rollout, sampler.between(rollout.started, rollout.ended)),
         }
+        if args.staged:
+            fleet.watch = _rollout.Watch()
+
+            def measure(name: str) -> Any:
+                phase = PhaseStats(name, started=time.monotonic())
+                fleet.phase = phase
+
+                def close() -> dict[str, Any]:
+                    phase.ended = time.monotonic()
+                    sampler.sample()
+                    return summarize(phase, sampler.between(phase.started, phase.ended))
+
+                return close
+
+            result["staged"] = await _rollout.run_staged(
+                fleet, server, pool, group, source, fleet.watch, args, measure
+            )
         fleet.stopping = True
         for agent in fleet.agents:
             fleet.poke(agent)
@@ -576,6 +602,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"    rollout phase: {t['requests_per_second']:.0f} req/s, latency p99 "
             f"{t['latency_p99_ms']} ms, server CPU {t.get('server_cpu_pct', 0):.0f}%"
         )
+        if "staged" in r:
+            out += _rollout.render(r["staged"])
     return "\n".join(out)
 
 
@@ -651,6 +679,22 @@ def main() -> int:
         type=Path,
         default=None,
         help="run the server from this source tree (a git worktree) to compare two versions",
+    )
+    parser.add_argument(
+        "--staged",
+        action="store_true",
+        help="then a staged rollout of a healthy and of a bad change (benchmarks/_rollout.py)",
+    )
+    parser.add_argument("--phases", default="1,1%,10%,50%,100%", help="staged phases")
+    parser.add_argument("--soak", type=float, default=30.0, help="staged soak seconds")
+    parser.add_argument(
+        "--poll-interval", type=float, default=POLL_INTERVAL, help="agents' (default 10 s)"
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=HEARTBEAT_INTERVAL,
+        help="agents' (default 30 s; the server is told the same)",
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, default=None)

@@ -3,7 +3,7 @@
     cli.py          the ``logpulse-agent`` command
     daemon/         ``run``: the composition root (compose.py) and the lifecycle
     controlplane/   the protocol, HTTP with retries, the client, enrolment and identity
-    config/         the Vector config from the control plane: sync, decisions, its files
+    config/         the Vector config from the control plane: sync, decisions, book, files
     vector/         the Vector child: supervisor, states, process, its log, options, commands
     heartbeat/      heartbeats: the loop and the pure body
     actions/        remote actions: executor, handlers and their registry, ledger, journal

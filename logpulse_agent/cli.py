@@ -182,7 +182,13 @@ def enrol_cmd(
     # enrol reports through one line and its exit status; keep library events off stderr.
     configure_logging(None, stream=io.StringIO())
     identity = asyncio.run(
-        enrol(settings, str(token), api_url=str(settings.api_url), group_slug=group_slug)
+        enrol(
+            settings,
+            str(token),
+            api_url=str(settings.api_url),
+            environ=os.environ,
+            group_slug=group_slug,
+        )
     )
     click.echo(f"enrolled: agent id {identity.agent_id} in group {identity.group_id}")
     click.echo(
@@ -212,7 +218,7 @@ def run_cmd(
         poll_interval=poll_interval,
         heartbeat_interval=heartbeat_interval,
     )
-    configure_logging(settings.log_dir)
+    configure_logging(settings.layout.agent_log)
     for key in ("api_url", "install_url"):
         url = getattr(settings, key)
         if url and check_url(key, url, settings.allow_insecure_http):
@@ -238,6 +244,7 @@ def run_cmd(
 def status_cmd(as_json: bool, **kwargs: Any) -> None:
     from logpulse_agent.controlplane.identity import IdentityStore
     from logpulse_agent.status.report import assess, load_snapshot, render_json, render_text
+    from logpulse_agent.upgrade.probation import status_fields
 
     settings = _load(kwargs)
     snap = load_snapshot(settings.layout.status)
@@ -252,6 +259,8 @@ def status_cmd(as_json: bool, **kwargs: Any) -> None:
         sys.exit(EXIT_NOT_ENROLLED)
     if snap is None:
         snap = {"agentVersion": __version__}
+    # Root's view of an upgrade probation, live (even while the new agent crash-loops).
+    snap["probation"] = status_fields(settings.layout.upgrade_probation)
     health, reasons = assess(snap, time.time())
     if as_json:
         click.echo(render_json(snap, health, reasons))

@@ -47,23 +47,24 @@ SHARED: list[Any] = [
 
 
 def configure_logging(
-    log_dir: Path | None,
+    log_file: Path | None,
     *,
     level: int = logging.INFO,
     stream: TextIO | None = None,
     console: bool | None = None,
 ) -> None:
-    """Route structlog (and stdlib logging) to ``stream`` and to ``log_dir/agent.log``.
+    """Route structlog (and stdlib logging) to ``stream`` and to ``log_file`` (``Layout.
+    agent_log``, size-rotated) when given.
 
     ``console`` forces the readable renderer on or off; by default it follows ``isatty()``.
-    Raises :class:`StateError` when ``log_dir`` cannot be created or ``agent.log`` opened.
+    Raises :class:`StateError` when its directory cannot be created or the file opened.
     """
     stream = stream or sys.stderr
     if console is None:
         console = stream.isatty()
     handlers = [_handler(logging.StreamHandler(stream), json_lines=not console)]
-    if log_dir is not None:
-        handlers.append(_handler(_agent_log(log_dir), json_lines=True))
+    if log_file is not None:
+        handlers.append(_handler(_agent_log(log_file), json_lines=True))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -82,16 +83,16 @@ def configure_logging(
     )
 
 
-def _agent_log(log_dir: Path) -> logging.Handler:
-    """``log_dir/agent.log``, size-rotated; :class:`StateError` when it cannot be opened."""
+def _agent_log(log_file: Path) -> logging.Handler:
+    """``log_file``, size-rotated; :class:`StateError` when it cannot be opened."""
     try:
-        log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        log_file.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         return logging.handlers.RotatingFileHandler(
-            log_dir / "agent.log", maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
         )
     except OSError as exc:
         # An unusable log_dir is an operator error: one clear line, not a traceback.
-        raise StateError(f"cannot write logs to {log_dir}: {exc.strerror or exc}") from exc
+        raise StateError(f"cannot write logs to {log_file.parent}: {exc.strerror or exc}") from exc
 
 
 def _handler(handler: logging.Handler, *, json_lines: bool) -> logging.Handler:

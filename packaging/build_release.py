@@ -6,8 +6,8 @@
 
 Steps: PyInstaller builds a onedir bundle of ``logpulse_agent.cli:main`` that carries its own
 Python (the host needs none); the bundle is staged as ``logpulse-agent-<version>/`` with the
-systemd units and the upgrade helper from ``systemd/`` and, when ``--vector`` names a binary,
-Vector under ``vector/bin/vector``; it is packed as
+systemd units, the upgrade helper and the probation watcher from ``systemd/`` and, when
+``--vector`` names a binary, Vector under ``vector/bin/vector``; it is packed as
 ``<out>/v<version>/logpulse-agent-<version>-linux-<arch>.tar.gz`` next to that folder's
 ``SHA256SUMS``, and ``<out>/latest`` is set to ``v<version>``. Serve ``<out>`` as
 ``LOGPULSE_DOWNLOAD_BASE``.
@@ -45,7 +45,11 @@ SYSTEMD_FILES = (
     "logpulse-agent-upgrade.service",
     "logpulse-agent-upgrade.path",
     "logpulse-agent-upgrade",
+    "logpulse-agent-probation.service",
+    "logpulse-agent-probation.timer",
+    "logpulse-agent-probation",
 )
+SYSTEMD_SCRIPTS = ("logpulse-agent-upgrade", "logpulse-agent-probation")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", re.ASCII)
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 # 2020-01-01: a fixed mtime keeps tarballs byte-identical across builds of the same inputs.
@@ -187,7 +191,8 @@ def stage(agent_dir: Path, version: str, dest: Path, vector_bin: Path | None = N
     units.mkdir()
     for name in SYSTEMD_FILES:
         shutil.copy2(REPO / "systemd" / name, units / name)
-    (units / "logpulse-agent-upgrade").chmod(0o755)
+    for script in SYSTEMD_SCRIPTS:
+        (units / script).chmod(0o755)
     if vector_bin is not None:
         (root / "vector" / "bin").mkdir(parents=True)
         shutil.copy2(vector_bin, root / "vector" / "bin" / "vector")

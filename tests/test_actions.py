@@ -320,9 +320,9 @@ class TestWrites:
         writes: list[str] = []
         real = atomic.write_bytes
 
-        def spy(path: Path, data: bytes, mode: int = 0o644) -> None:
+        def spy(path: Path, data: bytes, mode: int = 0o644, **options: bool) -> None:
             writes.append(Path(path).name)
-            real(path, data, mode)
+            real(path, data, mode, **options)
 
         monkeypatch.setattr(atomic, "write_bytes", spy)
         executor = world.executor()

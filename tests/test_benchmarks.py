@@ -73,6 +73,29 @@ def test_fleet_scale_enrols_polls_and_rolls_out(tmp_path: Path) -> None:
     assert "rollout" in table
 
 
+def test_fleet_scale_staged_mode_measures_both_changes(tmp_path: Path) -> None:
+    """--staged: a healthy change completes phase by phase, a bad one halts and rolls back,
+    and no agent outside the rollout ever receives the bad etag."""
+    result, table = run_script(
+        "fleet_scale.py",
+        tmp_path,
+        *("--agents", "20", "--duration", "2", "--warmup", "2", "--staged"),
+        *("--phases", "1,50%,100%", "--soak", "1"),
+        *("--poll-interval", "0.5", "--heartbeat-interval", "1"),
+    )
+    (run,) = result["results"]
+    healthy, bad = run["staged"]["healthy"], run["staged"]["bad"]
+    assert healthy["state"] == "completed"
+    assert healthy["reached"] == healthy["of"] == 20
+    assert len(healthy["phase_passed_s"]) == 3 and None not in healthy["phase_passed_s"]
+    assert bad["state"] == "halted" and bad["admitted"] == 1
+    assert bad["failing_heartbeat_to_halted_ms"] is not None
+    assert bad["back_on_from"] == bad["got_bad_version"] == 1
+    assert bad["non_admitted_saw_bad_etag"] == 0
+    assert "heartbeat 200" in str(healthy["traffic"]["endpoints"])
+    assert "staged bad change" in table
+
+
 def test_server_hotpath_reports_cpu_per_request(tmp_path: Path) -> None:
     """The three agent requests run through the server's ASGI app and are costed."""
     result, _ = run_script(

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from logpulse_agent.config import sync as config_sync
-from logpulse_agent.config.store import AppliedConfig, ConfigStore, sha256_etag
+from logpulse_agent.config.store import AppliedConfig, ConfigStore
 from logpulse_agent.config.sync import ConfigSync
-from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate
+from logpulse_agent.controlplane.protocol import ConfigUnchanged, ConfigUpdate, config_etag
 from logpulse_agent.errors import (
     ReloadFailed,
     RevokedError,
@@ -35,7 +36,7 @@ BAD = GOOD.replace(b"demo_logs", b"nonsense")
 
 
 def update(version: int, body: bytes) -> ConfigUpdate:
-    return ConfigUpdate(version=version, etag=sha256_etag(body), body=body)
+    return ConfigUpdate(version=version, etag=config_etag(body), body=body)
 
 
 class FakeVector:
@@ -44,6 +45,7 @@ class FakeVector:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.should_run = False
+        self.running = False  # started on the live config and not exited since
         self.fail_reload = False
         self.fail_start = False
         self.fail_restart = False
@@ -52,16 +54,19 @@ class FakeVector:
     async def start(self) -> None:
         self.calls.append("start")
         self.should_run = True  # as the supervisor: wanted running, even if this start fails
+        self.running = not self.fail_start
         if self.fail_start:
             raise VectorError("Vector exited with status 78 before it was running")
 
     async def stop(self) -> None:
         self.calls.append("stop")
         self.should_run = False
+        self.running = False
 
     async def restart(self) -> None:
         self.calls.append("restart")
         self.should_run = True
+        self.running = not self.fail_restart
         if self.fail_restart:
             raise VectorError("Vector exited with status 78 before it was running")
 
@@ -72,6 +77,11 @@ class FakeVector:
 
     def recent_failures(self, since: float) -> int:
         return sum(1 for t in self.failures if t >= since)
+
+    def crash(self, *at: float) -> None:
+        """Vector exited without being asked to at these clock times (and is down now)."""
+        self.failures += at
+        self.running = False
 
 
 class Harness:
@@ -136,7 +146,7 @@ class TestApply:
         await h.poll(update(1, GOOD))
         await h.poll(update(2, GOOD2))
         assert h.vector.calls == ["start", "reload"]
-        assert h.requests[-1] == (1, sha256_etag(GOOD))
+        assert h.requests[-1] == (1, config_etag(GOOD))
         assert h.store.read_live() == GOOD2
 
     async def test_invalid_config_is_kept_out_and_validated_once(self, h: Harness) -> None:
@@ -185,12 +195,104 @@ class TestApply:
         await h.poll(update(2, b"data_dir: /elsewhere\n" + GOOD))
         assert h.vector.calls == ["start", "restart"]
 
+    async def test_a_failed_restart_is_not_reported_as_a_failed_reload(self, h: Harness) -> None:
+        """Global options changed and Vector did not come up again on the new config: the error
+        says restart, the previous file goes back for the supervisor's next start, and the
+        previous config's watch starts afresh (the failed start was not its exit)."""
+        await h.poll(update(1, GOOD))
+        h.now += 2
+        h.vector.fail_restart = True
+        await h.poll(update(2, b"data_dir: /elsewhere\n" + GOOD))
+        assert h.vector.calls == ["start", "restart"]
+        assert h.store.read_live() == GOOD and h.sync.applied.version == 1
+        assert h.sync.rejected is not None
+        assert h.sync.rejected.message.startswith("vector restart failed (global options changed)")
+        assert "reload" not in h.sync.rejected.message
+        assert h.sync.watch is not None and h.sync.watch.since == h.now
+
     async def test_same_bytes_new_version_is_recorded_without_reload(self, h: Harness) -> None:
         """A version bump that does not change the YAML touches nothing."""
         await h.poll(update(1, GOOD))
         await h.poll(update(2, GOOD))
         assert h.vector.calls == ["start"]
         assert h.sync.applied.version == 2
+
+
+class TestAfterARejection:
+    """Issue 10: after a rejection the agent polled with the applied version and got the
+    rejected body in full at every poll, logging it at info each time."""
+
+    async def test_polls_send_the_rejected_version_and_etag(self, h: Harness) -> None:
+        """So the server answers 204 while it still serves the rejected config."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, BAD))
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (2, config_etag(BAD))
+        await h.poll(update(3, GOOD2))  # something else: applied, and polls follow it
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (3, config_etag(GOOD2))
+
+    async def test_polls_after_a_crash_loop_send_the_crashed_config(self, h: Harness) -> None:
+        """Rolled back to v1, the agent polls with v2's version and etag, not v1's."""
+        await h.poll(update(1, GOOD))
+        h.now += 61
+        await h.sync.check_vector()
+        await h.poll(update(2, GOOD2))
+        h.vector.crash(h.now + 1, h.now + 2, h.now + 3)
+        h.now += 4
+        await h.sync.check_vector()
+        assert h.sync.applied.version == 1
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (2, config_etag(GOOD2))
+
+    async def test_the_heartbeat_does_not_poke_a_poll_for_the_rejected_version(
+        self, h: Harness
+    ) -> None:
+        """The group's configVersion equals the rejected one: nothing new to fetch."""
+        await h.poll(update(1, GOOD))
+        await h.poll(update(2, BAD))
+        h.sync.on_group_version(2)
+        assert not h.sync._poke.is_set()
+        h.sync.on_group_version(3)
+        assert h.sync._poke.is_set()
+
+    async def test_a_rejected_config_served_again_is_logged_once(self, h: Harness) -> None:
+        """A server that ignores If-None-Match sends it at every poll: one info line."""
+        await h.poll(update(1, GOOD))
+        with capture_logs() as logs:
+            for _ in range(4):
+                await h.poll(update(2, BAD))
+        received = [e for e in logs if e["event"] == "config.received"]
+        assert [e["plan"] for e in received] == ["apply", "skip-rejected"]
+        assert h.validated == [GOOD, BAD]
+
+
+class TestRolledBack:
+    async def test_a_lower_version_from_the_server_is_applied(self, h: Harness) -> None:
+        """A staged rollout rolled back: version 2 is served again after 3 was applied; it is
+        validated once, applied, and later polls send its version and etag."""
+        await h.poll(update(2, GOOD))
+        await h.poll(update(3, GOOD2))
+        await h.poll(update(2, GOOD))
+        assert (h.sync.applied.version, h.store.read_live()) == (2, GOOD)
+        assert h.sync.rejected is None
+        assert h.validated == [GOOD, GOOD2, GOOD]
+        await h.poll(ConfigUnchanged())
+        assert h.requests[-1] == (2, update(2, GOOD).etag)
+
+    async def test_a_withdrawn_rejection_is_forgotten(self, h: Harness) -> None:
+        """Version 3 failed validation; once the server serves version 2 (which we hold), the
+        error is cleared from the status and the bad version is not fetched-and-retried."""
+        await h.poll(update(2, GOOD))
+        await h.poll(update(3, b"sources: {x: {type: nonsense}}\n"))
+        assert h.sync.rejected is not None
+        h.sync.book.withdraw(3)
+        assert h.sync.rejected is not None  # still offered: still an error
+        h.sync.book.withdraw(2)
+        assert h.sync.rejected is None
+        assert h.store.load_rejected() is None
+        assert h.status.snapshot()["config"]["lastError"] is None
+        assert len(h.validated) == 2
 
 
 class TestCrashLoop:
@@ -219,6 +321,158 @@ class TestCrashLoop:
         await h.sync.check_vector()
         assert h.vector.calls[-1] == "stop"
         assert h.sync.applied.version == 0
+
+
+class TestSupersededFallback:
+    """A config that ran and never failed until a newer one replaced it is a rollback target,
+    even when it was replaced before its crash window ended; one that failed never is."""
+
+    async def crash_loop(self, h: Harness) -> None:
+        """The watched config makes Vector exit three times, and the watch notices."""
+        h.vector.crash(h.now + 1, h.now + 2, h.now + 3)
+        h.now += 4
+        await h.sync.check_vector()
+
+    @pytest.mark.parametrize("after", [0.1, 1.0, 59.0])
+    async def test_a_config_replaced_inside_its_window_is_the_fallback(
+        self, h: Harness, after: float
+    ) -> None:
+        """v1 runs (no last-known-good yet), v2 arrives 0.1 s, 1 s or 59 s later and
+        crash-loops: Vector goes back to v1 instead of stopping."""
+        await h.poll(update(1, GOOD))
+        h.now += after
+        await h.poll(update(2, GOOD2))
+        await self.crash_loop(h)
+        assert h.store.read_live() == GOOD
+        assert h.sync.applied.version == 1
+        assert h.vector.calls[-1] == "restart" and h.vector.should_run
+        assert h.sync.rejected is not None and h.sync.rejected.version == 2
+        assert "rolled back to version 1" in h.sync.rejected.message
+        # v1 ran only briefly: it is watched again, and a quiet window makes it last-known-good.
+        assert h.sync.watch is not None and h.sync.watch.version == 1
+        h.now += 61
+        await h.sync.check_vector()
+        assert (h.sync.applied.lkg_version, h.store.read_lkg()) == (1, GOOD)
+
+    async def test_a_config_replaced_after_its_window_is_the_fallback(self, h: Harness) -> None:
+        """v2 arrives after v1's window but before the watch's tick promoted v1."""
+        await h.poll(update(1, GOOD))
+        h.now += 61
+        await h.poll(update(2, GOOD2))
+        assert (h.sync.applied.lkg_version, h.store.read_lkg()) == (1, GOOD)
+        await self.crash_loop(h)
+        assert (h.store.read_live(), h.sync.applied.version) == (GOOD, 1)
+        assert h.sync.watch is None  # it ran its whole window: proven
+
+    async def test_a_newer_fallback_goes_before_the_older_last_known_good(self, h: Harness) -> None:
+        """v1 proven, v2 replaced cleanly by v3 within its window, v3 crash-loops: back to v2;
+        if v2 then crash-loops too, back to v1."""
+        await h.poll(update(1, GOOD))
+        h.now += 61
+        await h.sync.check_vector()
+        await h.poll(update(2, GOOD2))
+        h.now += 1
+        await h.poll(update(3, GOOD3))
+        await self.crash_loop(h)
+        assert (h.store.read_live(), h.sync.applied.version) == (GOOD2, 2)
+        assert h.sync.applied.lkg_version == 1
+        await self.crash_loop(h)
+        assert (h.store.read_live(), h.sync.applied.version) == (GOOD, 1)
+        assert h.vector.calls[-1] == "restart"
+        # The control plane still serves v3: that stays the rejected config, v2 failed too.
+        assert h.sync.rejected is not None and h.sync.rejected.version == 3
+        assert "version 2" in h.sync.rejected.message
+        assert h.sync.rejected.message.endswith("rolled back to version 1")
+
+    @pytest.mark.parametrize("proven", [False, True])
+    async def test_a_config_that_failed_before_it_was_replaced_is_never_the_fallback(
+        self, h: Harness, proven: bool
+    ) -> None:
+        """v1 was crash-looping itself when v2 replaced it; v2 crash-loops too: back to the
+        older last-known-good v0 if there is one, else Vector stops. v1 is never run again."""
+        if proven:
+            await h.poll(update(1, GOOD3))
+            h.now += 61
+            await h.sync.check_vector()
+        await h.poll(update(2, GOOD))
+        h.vector.crash(h.now + 0.5)
+        h.now += 1
+        await h.poll(update(3, GOOD2))
+        await self.crash_loop(h)
+        if proven:
+            assert (h.store.read_live(), h.sync.applied.version) == (GOOD3, 1)
+            assert h.vector.calls[-1] == "restart"
+        else:
+            assert h.vector.calls[-1] == "stop"
+            assert h.sync.applied.version == 0
+        assert h.store.read_live() != GOOD and h.sync.applied.superseded_etag is None
+
+    async def test_a_fallback_that_never_started_is_not_one(self, h: Harness) -> None:
+        """v1 did not come up (start failed, nothing recorded yet): it did not run."""
+        h.vector.fail_start = True
+        await h.poll(update(1, GOOD))
+        h.vector.fail_start = False
+        h.now += 0.1
+        await h.poll(update(2, GOOD2))
+        await self.crash_loop(h)
+        assert h.vector.calls[-1] == "stop"
+        assert h.sync.applied.version == 0
+
+    async def test_the_fallback_survives_an_agent_restart_after_it_was_replaced(
+        self, h: Harness
+    ) -> None:
+        """v1 runs, v2 replaces it 0.1 s later, the agent restarts, v2 crash-loops: v1."""
+        await h.poll(update(1, GOOD))
+        h.now += 0.1
+        await h.poll(update(2, GOOD2))
+        h.vector = FakeVector()
+        h.sync = h.make_sync()
+        await h.sync.start_from_disk()
+        assert h.sync.watch is not None and h.sync.watch.version == 2
+        await self.crash_loop(h)
+        assert (h.store.read_live(), h.sync.applied.version) == (GOOD, 1)
+        assert h.vector.calls == ["start", "restart"]
+
+    async def test_a_restart_before_the_replacement_keeps_the_rule(self, h: Harness) -> None:
+        """v1 runs, the agent restarts (v1 is watched again), v2 arrives 0.1 s later and
+        crash-loops: v1."""
+        await h.poll(update(1, GOOD))
+        h.vector = FakeVector()
+        h.sync = h.make_sync()
+        await h.sync.start_from_disk()
+        h.now += 0.1
+        await h.poll(update(2, GOOD2))
+        await self.crash_loop(h)
+        assert (h.store.read_live(), h.sync.applied.version) == (GOOD, 1)
+
+    async def test_a_fallback_that_crashed_is_not_started_again_after_a_restart(
+        self, h: Harness
+    ) -> None:
+        """v2 crash-loops, v1 (its fallback, never proven) crash-loops too, nothing older:
+        Vector stops, and neither comes back when the agent restarts."""
+        await h.poll(update(1, GOOD))
+        h.now += 0.1
+        await h.poll(update(2, GOOD2))
+        await self.crash_loop(h)
+        await self.crash_loop(h)
+        assert h.vector.calls[-1] == "stop" and h.sync.applied.version == 0
+        assert h.sync.rejected is not None and h.sync.rejected.version == 2
+        h.vector = FakeVector()
+        h.sync = h.make_sync()
+        await h.sync.start_from_disk()
+        assert h.vector.calls == []
+        await h.poll(update(2, GOOD2))  # still served: still skipped
+        assert h.vector.calls == []
+
+    async def test_an_empty_config_forgets_the_fallback(self, h: Harness) -> None:
+        """The operator withdrew every input: a later crash loop never revives v1."""
+        await h.poll(update(1, GOOD))
+        h.now += 0.1
+        await h.poll(update(2, b"{}"))
+        await h.poll(update(3, GOOD2))
+        await self.crash_loop(h)
+        assert h.vector.calls[-1] == "stop"
+        assert h.store.read_live() == GOOD2
 
 
 class TestRestart:
@@ -359,7 +613,7 @@ class TestFailurePaths:
         await h.poll(update(11, GOOD))
         await h.poll(update(12, BAD))
         assert h.sync.rejected is not None and h.sync.rejected.version == 12
-        h.sync._set_applied(AppliedConfig())  # what the server's move does to `since`
+        h.sync.book.set_applied(AppliedConfig())  # what the server's move does to `since`
         await h.poll(update(4, GOOD2))
         assert h.sync.applied.version == 4
         assert h.sync.rejected is None

@@ -30,7 +30,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 class World:
     """A server, a group with one demo_logs input, and one agent host."""
 
-    def __init__(self, tmp_path: Path, server: LiveServer) -> None:
+    def __init__(self, tmp_path: Path, server: LiveServer, poll_interval: float = 0.1) -> None:
         self.server = server
         self.group = create_group_with_input(server, "web")
         self.input_id = server.data("GET", f"/groups/{self.group['id']}/inputs")[0]["id"]
@@ -38,7 +38,10 @@ class World:
         self.switches = tmp_path / "standin-switches.json"
         self.switches.write_text("{}")
         self.agent = AgentProcess(
-            tmp_path / "host", server.url, extra_env={"STANDIN_SWITCHES": str(self.switches)}
+            tmp_path / "host",
+            server.url,
+            poll_interval=poll_interval,
+            extra_env={"STANDIN_SWITCHES": str(self.switches)},
         )
 
     def group_version(self) -> int:
@@ -70,6 +73,27 @@ class World:
         self.agent.start()
         self.wait_applied(self.group_version())
         wait_until(lambda: self.agent.events("started"), 10, "Vector to start")
+
+    def crash_loop_and_roll_back(self) -> int:
+        """Serve a config that makes Vector crash at once; wait until the agent reported the
+        rollback, check it runs the config it had before again; the crashing version."""
+        good = self.group_version()
+        self.switches.write_text(json.dumps({"apache_error": ["crash-on-start"]}))
+        bad = self.set_format("apache_error")
+        wait_until(
+            lambda: "rolled back" in json.dumps(self.server_agent().get("configError")),
+            30,
+            "rollback reported in a heartbeat",
+        )
+        assert self.server_agent()["configError"]["configVersion"] == bad
+        assert self.agent.applied_version() == good
+        assert "format: json" in self.agent.live_config()
+        wait_until(
+            lambda: self.agent.snapshot().get("vector", {}).get("state") == "RUNNING",
+            15,
+            "Vector running on the rolled-back config",
+        )
+        return bad
 
     def close(self) -> None:
         self.agent.close()
@@ -155,27 +179,41 @@ class TestConfigLifecycle:
     def test_crash_looping_config_is_rolled_back(self, world: World) -> None:
         """A config that makes Vector exit repeatedly is replaced by the last-known-good one."""
         world.enrol_and_start()
-        good = world.group_version()
         # Let the first config survive its crash window (6 polls) to become last-known-good.
         wait_until(
             lambda: (world.agent.state_dir / "vector.lkg.yaml").exists(), 10, "last-known-good"
         )
-        world.switches.write_text(json.dumps({"apache_error": ["crash-on-start"]}))
-        bad = world.set_format("apache_error")
-        wait_until(
-            lambda: "rolled back" in json.dumps(world.server_agent().get("configError")),
-            30,
-            "rollback reported in a heartbeat",
-        )
-        assert world.server_agent()["configError"]["configVersion"] == bad
-        assert world.agent.applied_version() == good
-        assert "format: json" in world.agent.live_config()
-        wait_until(
-            lambda: world.agent.snapshot().get("vector", {}).get("state") == "RUNNING",
-            15,
-            "Vector running on the rolled-back config",
-        )
+        world.crash_loop_and_roll_back()
         assert world.agent.terminate() == 0
+
+
+CONFIG_POLL = re.compile(r'"GET /api/v1/agents/[^/]+/config\?since=(\d+) HTTP/1\.1" (\d{3})')
+
+
+class TestSupersededFallback:
+    def test_a_config_replaced_inside_its_window_is_rolled_back_to(self, tmp_path: Path) -> None:
+        """v1 runs; v2 replaces it well inside v1's crash window (6 s at a 1 s poll) and makes
+        Vector crash: the agent goes back to v1 and Vector runs, instead of stopping with "no
+        last-known-good config". Later polls send v2's version and etag, and the server
+        answers 204 instead of v2 in full at every poll."""
+        with start_live_server(tmp_path / "srv", access_log=True) as server:
+            w = World(tmp_path, server, poll_interval=1.0)
+            try:
+                w.enrol_and_start()
+                bad = w.crash_loop_and_roll_back()
+                assert "config.fallback" in w.agent.output()
+
+                def polls() -> list[tuple[int, int]]:
+                    found = CONFIG_POLL.findall(server.stdout())
+                    return [(int(since), int(code)) for since, code in found]
+
+                before = len(polls())
+                wait_until(lambda: len(polls()) >= before + 3, 15, "three more config polls")
+                assert set(polls()[before:]) == {(bad, 204)}
+                assert w.agent.output().count("skip-rejected") <= 1
+                assert w.agent.terminate() == 0
+            finally:
+                w.close()
 
 
 class TestRevoked:
@@ -288,6 +326,29 @@ class TestSignals:
         assert not (world.agent.state_dir / "vector.pid").exists()
         snap = world.agent.snapshot()
         assert snap["vector"]["state"] == "STOPPED"
+
+
+class TestStatus:
+    def test_status_says_why_vector_is_fatal(self, world: World) -> None:
+        """Vector dies and its binary is gone when the supervisor starts it again: `status`
+        (text and --json) names the cause, not just the state."""
+        world.enrol_and_start()
+        vector = world.agent.vector_bin
+        vector.rename(vector.with_name("vector.removed"))
+        os.kill(world.agent.events("started")[-1]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: world.agent.snapshot().get("vector", {}).get("state") == "FATAL",
+            20,
+            "Vector FATAL",
+        )
+        code, status = world.agent.status()
+        assert code == 1
+        why = f"Vector should run but is FATAL: cannot execute {vector}"
+        assert any(problem.startswith(why) for problem in status["problems"]), status
+        text = world.agent.cli("status").stdout
+        assert f"  ! {why}" in text
+        assert f"  last error:    cannot execute {vector}" in text
+        assert world.agent.terminate() == 0
 
 
 class TestSecrets:

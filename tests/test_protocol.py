@@ -17,7 +17,9 @@ from logpulse_agent.controlplane.protocol import (
     Heartbeat,
     MalformedAction,
     PendingAction,
+    config_etag,
     decode_json,
+    is_empty_config,
     parse_config_headers,
     parse_config_update,
     parse_enrol_response,
@@ -32,6 +34,7 @@ YAML = b"sources:\n  journald:\n    type: journald\n"
 
 
 def etag_of(body: bytes) -> str:
+    """Spelled out here, independently of config_etag, which it checks."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -409,3 +412,22 @@ class TestDecoding:
     def test_tolerates_error_bodies_of_any_shape(self, body: bytes) -> None:
         """Error bodies that are not the SPEC's shape give no message, never an exception."""
         assert parse_error_body(body) is None
+
+
+class TestIsEmptyConfig:
+    def test_empty_object_modulo_whitespace(self) -> None:
+        """`{}` with any whitespace around or inside is the empty config."""
+        for body in (b"{}", b"{}\n", b"  {  }\r\n", b"\n{\n}\n"):
+            assert is_empty_config(body), body
+
+    def test_anything_else_is_not(self) -> None:
+        """Other bodies, even ones without components, are not the `{}` marker."""
+        for body in (b"", b"{}x", b"sources: {}\n", b"{a: 1}", b"[]"):
+            assert not is_empty_config(body), body
+
+    def test_the_etag_is_sha256_of_the_body(self) -> None:
+        """`x-config-etag` (SPEC section 5): the one place the agent computes it."""
+        assert config_etag(YAML) == etag_of(YAML)
+        assert config_etag(b"{}") == (
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        )

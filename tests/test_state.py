@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from logpulse_agent.config.store import AppliedConfig, ConfigStore, sha256_etag
+from logpulse_agent.config.store import AppliedConfig, ConfigStore
 from logpulse_agent.controlplane.identity import Identity, IdentityStore
+from logpulse_agent.controlplane.protocol import config_etag
 from logpulse_agent.errors import NotEnrolled, StateError
 from logpulse_agent.state.layout import Layout
 
@@ -66,15 +67,16 @@ class TestApplied:
         """The applied version survives a restart when the live file is what it says."""
         body = b"sources: {}\n"
         store.write_live(body)
-        store.save_applied(AppliedConfig(version=5, etag=sha256_etag(body), lkg_version=4))
+        store.save_applied(AppliedConfig(version=5, etag=config_etag(body), lkg_version=4))
         assert store.load_applied().version == 5
 
     def test_record_heals_when_live_file_differs(self, store: ConfigStore) -> None:
         """A crash between rename and record write makes the agent fetch again (since=0)."""
         store.write_live(b"new content")
-        store.save_applied(AppliedConfig(version=5, etag=sha256_etag(b"old"), lkg_version=4))
+        fallbacks = {"lkg_version": 4, "superseded_version": 3, "superseded_etag": "sha256:3"}
+        store.save_applied(AppliedConfig(version=5, etag=config_etag(b"old"), **fallbacks))
         applied = store.load_applied()
-        assert applied.version == 0 and applied.etag is None and applied.lkg_version == 4
+        assert applied == AppliedConfig(**fallbacks), "the fallbacks are kept"
 
     def test_candidate_promotion_is_a_rename(self, store: ConfigStore) -> None:
         """The candidate replaces the live file and disappears."""

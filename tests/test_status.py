@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from logpulse_agent.controlplane.protocol import ConfigErrorReport
-from logpulse_agent.status.report import assess, render_json, render_text
+from logpulse_agent.status.report import assess, load_snapshot, render_json, render_text
 from logpulse_agent.status.sections import (
     ActionsStatus,
     ConfigStatus,
@@ -61,6 +63,15 @@ class TestAssess:
         health, reasons = assess(s, 1_800_000_100.0, alive)
         assert health == "degraded" and "BACKOFF" in reasons[0]
 
+    def test_vector_down_says_why(self) -> None:
+        """The supervisor's last error is the reason status gives (text and --json)."""
+        error = "cannot execute /usr/bin/vector: No such file or directory"
+        s = snap(vector={"state": "FATAL", "running": False, "shouldRun": True, "lastError": error})
+        health, reasons = assess(s, 1_800_000_100.0, alive)
+        assert reasons == [f"Vector should run but is FATAL: {error}"]
+        assert f"  last error:    {error}" in render_text(s, health, reasons, NOW).splitlines()
+        assert json.loads(render_json(s, health, reasons))["problems"] == reasons
+
     def test_dead_daemon_is_degraded(self) -> None:
         """A snapshot left by a daemon that no longer runs is not healthy."""
         health, reasons = assess(snap(), 1_800_000_100.0, lambda _: False)
@@ -104,11 +115,35 @@ class TestWrite:
         tracker.set(ConfigStatus(applied_version=3))
         assert json.loads((blocked / "status.json").read_text())["config"]["appliedVersion"] == 3
 
+    def test_status_json_is_never_fsynced(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """It is rewritten from memory all the time and at every start: no caller on the
+        event loop waits for a disk flush for it."""
+        flushed: list[int] = []
+        monkeypatch.setattr(os, "fsync", flushed.append)
+        tracker = StatusTracker(tmp_path / "status.json", "0.1.0")
+        tracker.set(ConfigStatus(applied_version=1))
+        tracker.set(ControlPlaneStatus("ok", None, NOW), touch=True)
+        assert json.loads(tracker.path.read_text())["config"]["appliedVersion"] == 1
+        assert flushed == []
+
+    def test_a_snapshot_left_empty_by_a_power_loss_reads_as_none(self, tmp_path: Path) -> None:
+        """Without fsync a power loss may leave it empty: `status` then says the daemon is
+        not running, as for no snapshot, instead of failing."""
+        path = tmp_path / "status.json"
+        for content in ("", "{half", "[]"):
+            path.write_text(content)
+            assert load_snapshot(path) is None
+        path.unlink()
+        assert load_snapshot(path) is None
+
 
 class TestSnapshotFormat:
     def test_status_json_keeps_the_layout_0_1_0_wrote(self, tmp_path: Path) -> None:
-        """Every key of the 0.1.0 snapshot is still there, nested the same way, and no other:
-        scripts and `status` of either version read the other's file."""
+        """Every key of the 0.1.0 snapshot is still there, nested the same way, and the keys
+        added since are these: scripts and `status` of either version read the other's file
+        (0.1.0's `status` ignores keys it does not know)."""
         tracker = StatusTracker(tmp_path / "status.json", "0.2.0")
         tracker.set(
             IdentityStatus("a", "g", "https://cp"),
@@ -117,7 +152,9 @@ class TestSnapshotFormat:
             ActionsStatus(2, UpgradeStatus("act", "0.1.0", "0.2.0", "t")),
         )
         old = json.loads((FIXTURES / "agent-0.1.0" / "lib" / "status.json").read_text())
-        assert keys(json.loads(tracker.path.read_text())) == keys(old)
+        new = keys(json.loads(tracker.path.read_text()))
+        assert new - keys(old) == {"vector.lastError"}, "additions only, each one named here"
+        assert keys(old) <= new
 
     def test_a_set_that_changes_nothing_writes_nothing_unless_touched(self, tmp_path: Path) -> None:
         """Sections equal to the current ones leave the file alone; touch rewrites it."""

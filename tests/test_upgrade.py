@@ -544,10 +544,10 @@ class TestPrivilegedRequest:
 
         real = atomic.write_text
 
-        def refuse(path: Path, text: str, mode: int = 0o644) -> None:
+        def refuse(path: Path, text: str, mode: int = 0o644, **options: bool) -> None:
             if path.name == "upgrade-request":
                 raise StateError(f"cannot write {path}: Read-only file system")
-            real(path, text, mode)
+            real(path, text, mode, **options)
 
         monkeypatch.setattr(atomic, "write_text", refuse)
         with pytest.raises(ActionError, match="cannot request the upgrade"):

@@ -31,7 +31,8 @@ GONE = replace(RUNNING, installer_alive=False, gone_for=timedelta(minutes=1))
 
 
 def test_the_target_version_running_is_done_whatever_else_holds() -> None:
-    """After the restart as the target, nothing else matters."""
+    """After the restart as the target, nothing about the installer matters (root's upgrade
+    probation can still hold or fail it: tests/test_probation.py)."""
     for o in (RUNNING, GONE, replace(GONE, exit_status=1)):
         assert verdict(replace(o, running_version="0.2.0"), LIMITS).outcome is Outcome.DONE
 

@@ -47,6 +47,13 @@ async def later(path: Path, text: str) -> None:
     append(path, text)
 
 
+async def waits(waiter: asyncio.Task[None]) -> None:
+    """Let ``waiter`` poll the log a few times; it must still be waiting (it has not seen its
+    line yet, so returning now would be returning without it)."""
+    await asyncio.sleep(0.05)
+    assert not waiter.done(), "returned before its line was in the log"
+
+
 class TestParseLine:
     def test_text_format_lines(self) -> None:
         """Level, target and message (with fields) come out of tracing's text format."""
@@ -115,10 +122,13 @@ class TestFollower:
 class TestWaitForStart:
     @pytest.mark.anyio
     async def test_returns_when_vector_has_started(self, tmp_path: Path) -> None:
-        """The started line after the offset confirms the start."""
+        """It waits for the started line after the offset, and returns once it is there."""
         log = tmp_path / "vector.log"
-        log.write_text("")
-        await asyncio.gather(wait_for_start(log, 0, timeout=5, poll=0.01), later(log, STARTED))
+        log.write_text(f"{TS}  INFO vector::app: Loading configs.\n")
+        waiter = asyncio.create_task(wait_for_start(log, 0, timeout=5, poll=0.01))
+        await waits(waiter)
+        append(log, STARTED)
+        await asyncio.wait_for(waiter, 5)
 
     @pytest.mark.anyio
     async def test_lines_before_the_offset_do_not_count(self, tmp_path: Path) -> None:
@@ -140,34 +150,49 @@ class TestWaitForStart:
 
     @pytest.mark.anyio
     async def test_confirms_a_real_json_logging_vector(self, tmp_path: Path) -> None:
-        """The stand-in's JSON log format is understood too."""
+        """The stand-in's JSON log format is understood too: the wait ends on its started
+        record, while it runs."""
         log, config = tmp_path / "vector.log", tmp_path / "vector.yaml"
         config.write_text(MINIMAL_CONFIG)
+        log.write_text("")
         vector = install_standin(tmp_path / "bin")
+        procs: list[subprocess.Popen[bytes]] = []
+
+        def alive() -> bool:
+            return not procs or procs[0].poll() is None
+
+        waiter = asyncio.create_task(wait_for_start(log, 0, timeout=15, alive=alive))
+        await waits(waiter)
         with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [str(vector), "--log-format", "json", "--config-yaml", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
+            procs.append(
+                subprocess.Popen(
+                    [str(vector), "--log-format", "json", "--config-yaml", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                )
             )
         try:
-            await wait_for_start(log, 0, timeout=15, alive=lambda: proc.poll() is None)
+            await asyncio.wait_for(waiter, 20)
+            assert procs[0].poll() is None
+            started = [parse_line(line) for line in log.read_text().splitlines()]
+            assert LogLine("INFO", "vector", "Vector has started.") in started
         finally:
-            proc.terminate()
-            proc.wait()
+            procs[0].terminate()
+            procs[0].wait()
 
 
 class TestWaitForReload:
     @pytest.mark.anyio
     async def test_returns_when_vector_has_reloaded(self, tmp_path: Path) -> None:
-        """ "Vector has reloaded." after the offset confirms the reload."""
+        """It waits for "Vector has reloaded." after the offset (an earlier one does not
+        count), and returns once it is there."""
         log = tmp_path / "vector.log"
         log.write_text(RELOADED)  # an earlier reload, before the offset
-        offset = log_offset(log)
-        await asyncio.gather(
-            wait_for_reload(log, offset, timeout=5, poll=0.01), later(log, RELOADED)
-        )
+        waiter = asyncio.create_task(wait_for_reload(log, log_offset(log), timeout=5, poll=0.01))
+        await waits(waiter)
+        append(log, RELOADED)
+        await asyncio.wait_for(waiter, 5)
 
     @pytest.mark.anyio
     async def test_global_option_change_fails_with_vectors_reason(self, tmp_path: Path) -> None:
@@ -196,8 +221,12 @@ class TestWaitForReload:
         """ "Internal log [X] is being suppressed…" confirms X, for success and failure alike."""
         notice = "Internal log [{}] is being suppressed to avoid flooding."
         log = tmp_path / "vector.log"
-        log.write_text(f"{TS}  INFO vector: " + notice.format("Vector has reloaded.") + "\n")
-        await wait_for_reload(log, 0, timeout=5)
+        log.write_text(f"{TS}  INFO vector: " + notice.format("Vector has started.") + "\n")
+        with pytest.raises(ReloadFailed, match="did not confirm the reload"):
+            await wait_for_reload(log, 0, timeout=0.1, poll=0.01)  # another message's notice
+        offset = log_offset(log)
+        append(log, f"{TS}  INFO vector: " + notice.format("Vector has reloaded.") + "\n")
+        await wait_for_reload(log, offset, timeout=5)  # returns: the notice confirms it
         offset = log_offset(log)
         append(log, f"{TS} ERROR vector::x: " + notice.format("Reload was not successful.") + "\n")
         with pytest.raises(ReloadFailed, match="Vector rejected the reload"):

@@ -10,11 +10,12 @@ result gets no result from its handler; the executor reports it failed instead.
 On disk ``state_dir/actions-seen.json`` (mode 0600), oldest first, the newest
 :data:`LEDGER_SIZE` kept::
 
-    {"version": 2, "ids": ["…", …]}
+    {"version": 2, "ids": ["…", …], "reported": null}
 
-Version 1 (0.1.0) also listed under ``reported`` the ids whose result had reached the outbox;
-that set now lives in the action journal (:mod:`.journal`), which takes it over once through
-:attr:`ActionLedger.legacy_reported`. A version-1 file without ``reported`` predates it: every
+Version 1 (0.1.0) listed under ``reported`` the ids whose result had reached the outbox; that
+set now lives in the action journal (:mod:`.journal`), which takes it over once through
+:attr:`ActionLedger.legacy_reported`, so version 2 writes ``null`` there (0.1.0 reads ``null``
+like a missing list). A version-1 file without ``reported`` predates it: every
 id in it counts as reported. A corrupt ledger is moved aside with an error logged and starts
 empty; an unreadable one is a :class:`StateError`.
 """

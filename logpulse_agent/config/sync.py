@@ -8,11 +8,19 @@ The apply sequence for a new config (SPEC §6):
 3. SIGHUP and wait for Vector's own "reloaded" line — or restart when global options changed,
    or start Vector when it was not running;
 4. record version and etag as applied, clear the last config error;
-5. watch Vector for a crash window: a crash loop restores the last-known-good config, a quiet
+5. watch Vector for a crash window: a crash loop rolls back to the newest fallback, a quiet
    window makes this config the last-known-good one.
 
 A failure at 1 or 3 restores the previous file, records ``configError`` and remembers the
-version/etag as rejected so the same bad config is not validated again at every poll.
+version/etag as rejected so the same bad config is not validated again at every poll; polls
+then send the rejected version and etag (:func:`~.decisions.poll_cursor`), so the control plane
+answers 204 until it serves something else, instead of the rejected body at every poll.
+
+Fallbacks (:mod:`.store`): the config a new one replaces is judged at that moment
+(:func:`~.decisions.standing`). One that ran its whole window is the last-known-good; one
+replaced inside its window that Vector ran without a single exit is the *superseded* fallback,
+tried first and watched again when rolled back to; one that failed is never returned to. A crash
+loop with no fallback left stops Vector.
 """
 
 from __future__ import annotations
@@ -29,34 +37,35 @@ from typing import Protocol
 import structlog
 
 from logpulse_agent.backoff import jittered
-from logpulse_agent.clock import rfc3339, utc_now
+from logpulse_agent.config.book import ConfigBook
 from logpulse_agent.config.decisions import (
     CRASH_LOOP_EXITS,
     Plan,
+    Standing,
     Watch,
     crash_loop,
     crash_window,
     plan_update,
     retry_ceiling,
     should_poll_now,
+    standing,
     survived,
 )
-from logpulse_agent.config.store import (
-    AppliedConfig,
-    ConfigStore,
-    RejectedConfig,
-    sha256_etag,
+from logpulse_agent.config.store import AppliedConfig, ConfigStore, RejectedConfig
+from logpulse_agent.controlplane.protocol import (
+    ConfigUnchanged,
+    ConfigUpdate,
+    config_etag,
+    is_empty_config,
 )
-from logpulse_agent.controlplane.protocol import ConfigErrorReport, ConfigUnchanged, ConfigUpdate
 from logpulse_agent.errors import (
     ControlPlaneError,
     RevokedError,
     ValidationFailed,
     VectorError,
 )
-from logpulse_agent.status.sections import ConfigStatus
 from logpulse_agent.status.tracker import StatusTracker
-from logpulse_agent.vector.options import is_empty_config, requires_restart
+from logpulse_agent.vector.options import requires_restart
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +75,9 @@ class VectorControl(Protocol):
 
     @property
     def should_run(self) -> bool: ...
+
+    @property
+    def running(self) -> bool: ...
 
     async def start(self) -> None: ...
 
@@ -108,11 +120,18 @@ class ConfigSync:
         self._clock = clock
         self._poke = asyncio.Event()
         self._lock = asyncio.Lock()
-        self.applied = store.load_applied()
-        self.rejected = store.load_rejected()
+        self.book = ConfigBook(store, status)
         self._watch: Watch | None = None
         self._watching = asyncio.Event()
-        self._publish()
+        self._skip_told: str | None = None  # the rejected etag a skip was logged for
+
+    @property
+    def applied(self) -> AppliedConfig:
+        return self.book.applied
+
+    @property
+    def rejected(self) -> RejectedConfig | None:
+        return self.book.rejected
 
     @property
     def watch(self) -> Watch | None:
@@ -131,9 +150,10 @@ class ConfigSync:
         self._poke.set()
 
     def on_group_version(self, version: int | None) -> None:
-        """A heartbeat said which config version the group is at: poll now when it is ahead of
-        the applied one."""
-        if should_poll_now(version, self.applied):
+        """A heartbeat said which config version the group serves us: poll now when it is
+        ahead of the one we poll with; forget a rejected version it no longer offers."""
+        self.book.withdraw(version)
+        if should_poll_now(version, self.book.cursor[0]):
             self.poke()
 
     async def run(self) -> None:
@@ -164,7 +184,7 @@ class ConfigSync:
             live = self.store.read_live()
             if live is None or is_empty_config(live):
                 return
-            if self.rejected is not None and sha256_etag(live) == self.rejected.etag:
+            if self.rejected is not None and self.rejected.failed(config_etag(live)):
                 return  # left behind by a crash loop with nothing to roll back to: Vector stays off
             log.info("config.resume_unrecorded", reason="no record matches the live config")
             await self._start_resumed()
@@ -182,7 +202,7 @@ class ConfigSync:
 
     async def poll_once(self) -> None:
         """One fetch and whatever it calls for."""
-        update = await self._fetch(self.applied.version, self.applied.etag)
+        update = await self._fetch(*self.book.cursor)
         if isinstance(update, ConfigUnchanged):
             return
         async with self._lock:
@@ -198,7 +218,9 @@ class ConfigSync:
             if crash_loop(exits):
                 await self._rollback(watch, exits)
             elif survived(watch, self._clock(), self.crash_window, exits):
-                self._promote_lkg(watch)
+                live = self.store.read_live()
+                if live is not None:
+                    self._promote(watch, live)
 
     # --- polling -----------------------------------------------------------------------------
     async def _poll_guarded(self) -> float:
@@ -235,16 +257,23 @@ class ConfigSync:
         plan = plan_update(
             update.version, update.etag, update.is_empty, self.applied, self.rejected
         )
-        log.info("config.received", version=update.version, etag=update.etag, plan=plan.value)
+        fields = {"version": update.version, "etag": update.etag, "plan": plan.value}
         if plan is Plan.SKIP_REJECTED:
+            # The cursor makes the server answer 204 while it serves the rejected config; one
+            # that sends it anyway (ignoring If-None-Match) gets one info line, not one per
+            # poll (8,640 a day at the default cadence).
+            if self._skip_told != update.etag:
+                log.info("config.received", **fields)
+            self._skip_told = update.etag
             return
+        log.info("config.received", **fields)
         if plan is Plan.RECORD_ONLY:
-            self._record(update.version, update.etag, empty=False)
+            self.book.record(update.version, update.etag, empty=False)
             return
         if plan is Plan.STOP:
             await self.vector.stop()
             self.watch = None
-            self._record(update.version, update.etag, empty=True)
+            self.book.record(update.version, update.etag, empty=True)
             log.info("config.empty", version=update.version, action="vector stopped")
             return
         await self._apply(update)
@@ -255,7 +284,7 @@ class ConfigSync:
         try:
             await self._validate(candidate)
         except ValidationFailed as exc:
-            self._reject(update.version, update.etag, str(exc))
+            self.book.reject(update.version, update.etag, str(exc))
             return
         # Parsing both configs can take seconds for a big one: off the event loop, which keeps
         # heartbeats, the supervisor and the systemd watchdog going meanwhile.
@@ -264,6 +293,9 @@ class ConfigSync:
             previous.decode("utf-8", "replace"),
             update.body.decode("utf-8", "replace"),
         )
+        # Judged before the swap: what Vector does on the new config is not the old one's doing.
+        replaced = self.watch
+        judged = self._judge(replaced)
         self.store.promote_candidate()
         since = self._clock()
         was_running = self.vector.should_run  # start() wants Vector running even if it fails
@@ -277,99 +309,65 @@ class ConfigSync:
                 await self.vector.reload()
         except VectorError as exc:
             if previous is not None and was_running:
-                # Vector kept its old pipeline; put the matching file back.
+                # A failed reload keeps the old pipeline; after a failed restart the supervisor
+                # starts Vector again from the live file: either way, the previous file goes back.
                 self.store.write_live(previous)
-                self._reject(update.version, update.etag, f"vector reload failed: {exc}")
+                if not restart:
+                    self.book.reject(update.version, update.etag, f"vector reload failed: {exc}")
+                    return
+                what = "vector restart failed (global options changed)"
+                self.book.reject(update.version, update.etag, f"{what}: {exc}")
+                if replaced is not None:  # judged from the supervisor's next start onwards
+                    self.watch = replace(replaced, since=self._clock())
                 return
             # Vector did not come up on it: the crash-loop watch decides about rollback.
             log.warning("config.start_failed", version=update.version, error=str(exc))
+        if replaced is not None and previous is not None:
+            self._keep_fallback(replaced, judged, previous)
         self.watch = Watch(update.version, update.etag, since)
-        self._record(update.version, update.etag, empty=False)
+        self.book.record(update.version, update.etag, empty=False)
         log.info("config.applied", version=update.version, etag=update.etag)
 
+    def _judge(self, watch: Watch | None) -> Standing | None:
+        """What the watched config is worth as a fallback if it is replaced now."""
+        if watch is None:
+            return None
+        exits = self.vector.recent_failures(watch.since)
+        return standing(watch, self._clock(), self.crash_window, exits, self.vector.running)
+
+    def _keep_fallback(self, watch: Watch, judged: Standing | None, body: bytes) -> None:
+        """The replaced config ``watch`` (content ``body``) becomes a fallback if it earned it."""
+        if judged is Standing.PROVEN:
+            self._promote(watch, body)
+        elif judged is Standing.CLEAN:
+            self.book.keep_superseded(watch, body)
+
     async def _rollback(self, watch: Watch, exits: int) -> None:
-        lkg = self.store.read_lkg()
+        """``watch`` crash-looped: back to the newest fallback that has not failed, else stop."""
+        self.watch = None
+        target = self.book.fallback(watch.etag)
         message = (
             f"Vector exited {exits} times within {self.crash_window:g}s of applying "
             f"version {watch.version}"
         )
-        self.watch = None
-        if lkg is not None and self.applied.lkg_etag is not None:
-            message += f"; rolled back to version {self.applied.lkg_version}"
-            self.store.write_live(lkg)
-            self._reject(watch.version, watch.etag, message)
-            self._record(
-                self.applied.lkg_version, self.applied.lkg_etag, empty=False, clears_error=False
-            )
-            log.error("config.rolled_back", version=watch.version, to=self.applied.lkg_version)
-            await self.vector.restart()
-        else:
-            message += "; no last-known-good config to roll back to, Vector stopped"
-            self._reject(watch.version, watch.etag, message)
+        if target is None:
+            message += "; no config to roll back to, Vector stopped"
+            self.book.reject_crashed(watch, message)
             await self.vector.stop()
-            self._set_applied(AppliedConfig())
+            self.book.set_applied(AppliedConfig())
             log.error("config.crash_loop", version=watch.version, action="vector stopped")
-
-    def _promote_lkg(self, watch: Watch) -> None:
-        live = self.store.read_live()
-        if live is None:
             return
-        self.store.save_lkg(live)
-        self.watch = None
-        self._set_applied(
-            AppliedConfig(
-                version=self.applied.version,
-                etag=self.applied.etag,
-                empty=self.applied.empty,
-                lkg_version=watch.version,
-                lkg_etag=watch.etag,
-            )
-        )
-        log.info("config.last_known_good", version=watch.version)
+        self.book.reject_crashed(watch, message + f"; rolled back to version {target.version}")
+        self.book.roll_back_to(target)
+        if target.watch:  # it never ran a whole window: judged again, by the same rules
+            self.watch = Watch(target.version, target.etag, self._clock())
+        log.error("config.rolled_back", version=watch.version, to=target.version)
+        await self.vector.restart()
 
-    # --- bookkeeping -------------------------------------------------------------------------
-    def _record(self, version: int, etag: str, *, empty: bool, clears_error: bool = True) -> None:
-        """Record ``version`` as applied. What the control plane sends next supersedes a
-        rejected config and clears the error, even at a lower version (versions count per
-        group, so a moved agent starts again from 1); the rollback that rejected it does not.
-        An empty config forgets the last-known-good one: the operator withdrew every input, so
-        a later crash loop rolls back to "stopped", never to a pipeline removed on purpose.
-        """
-        if clears_error and self.rejected is not None and etag != self.rejected.etag:
-            self.rejected = None
-            self.store.save_rejected(None)
-        keep = not empty
-        self._set_applied(
-            AppliedConfig(
-                version=version,
-                etag=etag,
-                empty=empty,
-                lkg_version=self.applied.lkg_version if keep else 0,
-                lkg_etag=self.applied.lkg_etag if keep else None,
-            )
-        )
-
-    def _set_applied(self, applied: AppliedConfig) -> None:
-        self.store.save_applied(applied)
-        self.applied = applied
-        self._publish()
-
-    def _reject(self, version: int, etag: str, message: str) -> None:
-        log.error("config.rejected", version=version, etag=etag, error=message)
-        self.rejected = RejectedConfig(
-            version=version, etag=etag, message=message, at=rfc3339(utc_now())
-        )
-        self.store.save_rejected(self.rejected)
-        self._publish()
-
-    def _publish(self) -> None:
-        rejected = self.rejected
-        error = None
-        if rejected is not None:
-            error = ConfigErrorReport(rejected.version, rejected.message, rejected.at)
-        self.status.set(
-            ConfigStatus(self.applied.version, self.applied.etag, self.applied.empty, error)
-        )
+    def _promote(self, watch: Watch, body: bytes) -> None:
+        self.book.promote(watch, body)
+        if self.watch == watch:
+            self.watch = None
 
 
 __all__ = ["CRASH_LOOP_EXITS", "ConfigSync", "VectorControl"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 from collections.abc import Mapping
@@ -79,24 +78,26 @@ async def enrol(
     token: str,
     *,
     api_url: str,
+    environ: Mapping[str, str],
     group_slug: str | None = None,
     retry: RetryPolicy | None = None,
 ) -> Identity:
     """Enrol this host; on success the token (0600) and identity are on disk.
 
-    Directories are checked for writability first, so a host that could not store the answer
-    never consumes one of the bootstrap token's uses.
+    ``environ`` is the agent's environment (``LOGPULSE_NODE_NAME``, and what ``vector
+    --version`` runs with). Directories are checked for writability first, so a host that could
+    not store the answer never consumes one of the bootstrap token's uses.
     """
     token = check_bootstrap_token(token)
     settings.layout.ensure_dirs()
     request = EnrolRequest(
         bootstrap_token=token,
-        hostname=enrol_hostname(settings.platform, os.environ),
+        hostname=enrol_hostname(settings.platform, environ),
         platform=settings.platform,
         os=os_pretty_name(),
         kernel=platform.release(),
         agent_version=__version__,
-        vector_version=await vector_version(settings.vector_bin),
+        vector_version=await vector_version(settings.vector_bin, environ),
         group_slug=group_slug,
     )
     async with make_http_client(settings, version=__version__) as http:

@@ -26,6 +26,20 @@ from logpulse_agent.redact import one_line, redact, redact_value
 ActionStatus = Literal["running", "done", "failed"]
 ACTION_STATUSES: tuple[str, ...] = get_args(ActionStatus)
 ETAG_RE = re.compile(r"\s*sha256:[0-9a-f]{64}\s*", re.IGNORECASE)
+
+
+def config_etag(body: bytes) -> str:
+    """The etag of a config body (``x-config-etag``): ``sha256:<hex of the body>``."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def is_empty_config(body: bytes) -> bool:
+    """Whether a config body is exactly ``{}`` (whitespace aside): the group has no enabled
+    inputs, so the agent stops Vector. Such a body is never validated (Vector rejects it: "No
+    sources defined in the config.")."""
+    return b"".join(body.split()) == b"{}"
+
+
 YAML = "application/yaml"
 
 
@@ -82,8 +96,8 @@ class ConfigUpdate:
 
     @property
     def is_empty(self) -> bool:
-        """True when the body is ``{}`` (whitespace aside): no inputs, Vector is stopped."""
-        return b"".join(self.body.split()) == b"{}"
+        """True when the body is ``{}`` (:func:`is_empty_config`): Vector is stopped."""
+        return is_empty_config(self.body)
 
 
 @dataclass(frozen=True)
@@ -270,7 +284,7 @@ def _media_type(content_type: str) -> str:
 def parse_config_update(headers: Mapping[str, str], body: bytes) -> ConfigUpdate:
     """Check a config ``200`` and verify its etag against the body (a mismatch is corruption)."""
     version, etag = parse_config_headers(headers)
-    actual = "sha256:" + hashlib.sha256(body).hexdigest()
+    actual = config_etag(body)
     if actual != etag:
         raise ProtocolError(
             f"config response: etag mismatch, x-config-etag says {etag[:19]}… but the body "

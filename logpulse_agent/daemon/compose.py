@@ -33,15 +33,14 @@ from logpulse_agent.config.sync import ConfigSync
 from logpulse_agent.controlplane.client import ControlPlaneClient, RetryPolicy, make_http_client
 from logpulse_agent.controlplane.identity import Identity, IdentityStore
 from logpulse_agent.daemon.status_feed import StatusFeed
+from logpulse_agent.heartbeat.body import HeartbeatSnapshot
 from logpulse_agent.heartbeat.loop import HeartbeatLoop
 from logpulse_agent.settings import Settings
 from logpulse_agent.status.tracker import StatusTracker
+from logpulse_agent.upgrade.probation import Promoter
 from logpulse_agent.upgrade.record import inflight_file
 from logpulse_agent.vector.commands import candidate_validator
 from logpulse_agent.vector.supervisor import VectorSupervisor
-
-# Variables that must never reach Vector's environment (it would expose them to its config).
-PRIVATE_ENV = ("LOGPULSE_ENROL_TOKEN",)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ async def build_agent(
 ) -> AsyncIterator[Agent]:
     """Build every part for ``identity``; the HTTP client lives as long as the context."""
     layout = settings.layout
-    supervisor = build_supervisor(settings, vector_environment(environ))
+    supervisor = build_supervisor(settings, environ)  # Vector gets vector.commands.child_env
     async with make_http_client(settings, version=__version__) as http:
         client = ControlPlaneClient(
             http,
@@ -116,8 +115,23 @@ async def build_agent(
             poll_interval=settings.poll_interval,
             wake=heartbeat_now,
             rng=rng,
+            on_success=promotion(settings),
         )
         yield Agent(supervisor, sync, heartbeat, executor, feed)
+
+
+def promotion(settings: Settings) -> Callable[[HeartbeatSnapshot], bool]:
+    """After a ``2xx`` heartbeat: promote a release on upgrade probation (SPEC §11.4)."""
+    layout = settings.layout
+    promoter = Promoter(layout.upgrade_probation, layout.upgrade_promoted, __version__)
+
+    def after(snapshot: HeartbeatSnapshot) -> bool:
+        vector, config = snapshot.status.vector, snapshot.status.config
+        return promoter.after_heartbeat(
+            vector_running=vector is not None and vector.running, config_empty=config.empty
+        )
+
+    return after
 
 
 def build_config_sync(
@@ -134,9 +148,7 @@ def build_config_sync(
     return ConfigSync(
         store=ConfigStore(layout),
         fetch=functools.partial(client.fetch_config, identity.agent_id),
-        validate=candidate_validator(
-            settings.vector_bin, layout.globals_config, vector_environment(environ)
-        ),
+        validate=candidate_validator(settings.vector_bin, layout.globals_config, environ),
         vector=supervisor,
         status=tracker,
         poll_interval=settings.poll_interval,
@@ -166,8 +178,3 @@ def retry_policy(poll_interval: float, *, max_attempts: int | None = None) -> Re
         ceiling=retry_ceiling(poll_interval),
         max_attempts=max_attempts,
     )
-
-
-def vector_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The agent's environment without what Vector must never see."""
-    return {key: value for key, value in environ.items() if key not in PRIVATE_ENV}

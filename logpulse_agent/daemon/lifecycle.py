@@ -116,7 +116,9 @@ class Daemon:
                     self.status.set(replace(self.status.control_plane, state="waiting-enrolment"))
             else:
                 try:
-                    await enrol(self.settings, token, api_url=self.settings.api_url)
+                    await enrol(
+                        self.settings, token, api_url=self.settings.api_url, environ=self.environ
+                    )
                     break
                 except AgentError as exc:
                     if told != str(exc):

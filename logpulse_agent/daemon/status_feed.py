@@ -44,15 +44,17 @@ class StatusFeed:
         self._wall_clock = wall_clock
         self._started: tuple[int | None, str | None] = (None, None)
 
-    def publish(self) -> None:
-        """Write the current ``vector`` and ``actions`` sections (only when they changed)."""
+    def publish(self, *, defer: bool = False) -> None:
+        """Write the current ``vector`` and ``actions`` sections (only when they changed;
+        ``defer``: with the next write)."""
         inflight = self._inflight.load()
         upgrade = None
         if inflight is not None:
             upgrade = UpgradeStatus(
                 inflight.action_id, inflight.from_version, inflight.to_version, inflight.started_at
             )
-        self._tracker.set(self._vector(), ActionsStatus(len(self._journal.pending()), upgrade))
+        actions = ActionsStatus(len(self._journal.pending()), upgrade)
+        self._tracker.set(self._vector(), actions, defer=defer)
 
     def on_vector_state(self, state: VectorState) -> None:
         """The supervisor's observer: publish as Vector changes state."""
@@ -65,8 +67,9 @@ class StatusFeed:
             await asyncio.sleep(self._interval)
 
     def heartbeat_snapshot(self, results: tuple[ActionResult, ...]) -> HeartbeatSnapshot:
-        """What a heartbeat carrying ``results`` reports, as of now."""
-        self.publish()
+        """What a heartbeat carrying ``results`` reports, as of now. The refreshed sections are
+        written with the heartbeat's outcome: one write per heartbeat."""
+        self.publish(defer=True)
         return HeartbeatSnapshot(
             agent_version=self._tracker.agent_version,
             status=self._tracker.status,
@@ -92,4 +95,5 @@ class StatusFeed:
             should_run=supervisor.should_run,
             started_at=self._started[1],
             version=supervisor.version,
+            last_error=supervisor.last_error,
         )

@@ -5,7 +5,8 @@ the ``wake`` event is set (the executor has a result: an action was picked up or
 body is :func:`~.body.build_heartbeat` of a snapshot taken just before sending. Results come from
 the persistent action journal and are acknowledged only after a 2xx answer, so each is delivered
 at least once. The reply's pending actions go to ``on_actions`` (the executor), the group's
-config version to ``on_config_version`` (config sync).
+config version to ``on_config_version`` (config sync), and the snapshot a ``2xx`` answered to
+``on_success`` (upgrade probation's promotion).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class HeartbeatLoop:
         wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
         wall_clock: Callable[[], float] = time.time,
+        on_success: Callable[[HeartbeatSnapshot], object] | None = None,
     ) -> None:
         self._send = send
         self._snapshot = snapshot
@@ -72,7 +74,7 @@ class HeartbeatLoop:
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
         self._wake = wake or asyncio.Event()
-        self.sent = 0
+        self._on_success = on_success
 
     def wake(self) -> None:
         """Ask for a heartbeat now (thread-unsafe; call from the event loop)."""
@@ -88,7 +90,8 @@ class HeartbeatLoop:
     async def beat_once(self) -> float:
         """Send one heartbeat; return the delay until the next one."""
         results = self.journal.pending()
-        body = build_heartbeat(self._snapshot(results))
+        snapshot = self._snapshot(results)
+        body = build_heartbeat(snapshot)
         try:
             reply = await self._send(body)
         except RevokedError as exc:
@@ -101,7 +104,6 @@ class HeartbeatLoop:
             self.status.set(replace(self.status.control_plane, state="unreachable", error=str(exc)))
             return delay
         self.failures = 0
-        self.sent += 1
         self.journal.acknowledge(results)
         self.status.set(
             ControlPlaneStatus("ok", None, self._wall_clock()),
@@ -116,5 +118,7 @@ class HeartbeatLoop:
         if reply.pending_actions:
             log.info("heartbeat.actions", ids=[a.id for a in reply.pending_actions])
             self._on_actions(reply.pending_actions)
+        if self._on_success is not None:
+            self._on_success(snapshot)
         self._on_config_version(reply.config_version)
         return jittered(self.interval, self._rng)

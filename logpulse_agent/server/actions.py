@@ -53,15 +53,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def create(
-    conn: sqlite3.Connection,
-    agent_ids: Sequence[str],
-    action_type: str,
-    payload: dict[str, Any],
-    deadline_seconds: int,
-    now: float,
-) -> list[sqlite3.Row]:
-    """One action per agent, all or nothing: unknown agents → 404, revoked ones → 409."""
+def check_agents(conn: sqlite3.Connection, agent_ids: Sequence[str]) -> None:
+    """:class:`NotFound` if an agent id is unknown, :class:`Conflict` if one is revoked."""
     rows = []
     for start in range(0, len(agent_ids), 500):
         chunk = list(agent_ids[start : start + 500])
@@ -77,6 +70,18 @@ def create(
     revoked = [agent_id for agent_id in agent_ids if known[agent_id]["revoked_at"] is not None]
     if revoked:
         raise Conflict(f"agent {', '.join(repr(r) for r in revoked[:5])} is revoked")
+
+
+def create(
+    conn: sqlite3.Connection,
+    agent_ids: Sequence[str],
+    action_type: str,
+    payload: dict[str, Any],
+    deadline_seconds: int,
+    now: float,
+) -> list[sqlite3.Row]:
+    """One action per agent, all or nothing: unknown agents → 404, revoked ones → 409."""
+    check_agents(conn, agent_ids)
     ids = [new_id() for _ in agent_ids]
     conn.executemany(
         "INSERT INTO agent_actions (id, agent_id, type, payload, status, created_at,"

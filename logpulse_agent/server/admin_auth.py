@@ -14,6 +14,7 @@ from functools import wraps
 from starlette.requests import Request
 from starlette.responses import Response
 
+from logpulse_agent.server import audit
 from logpulse_agent.server.context import ServerContext, context
 from logpulse_agent.server.errors import Forbidden, Unauthenticated
 from logpulse_agent.server.http import bearer_token
@@ -60,12 +61,14 @@ def require_admin(ctx: ServerContext, request: Request) -> None:
 
 
 def admin(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap ``handler(request, ctx)`` as an endpoint that first checks the admin token."""
+    """Wrap ``handler(request, ctx)`` as an endpoint that first checks the admin token; the
+    caller's ``X-LogPulse-Actor`` is the actor of what it does (:mod:`.audit`)."""
 
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
         ctx = context(request)
         require_admin(ctx, request)
-        return await handler(request, ctx)
+        with audit.acting(audit.request_actor(request)):
+            return await handler(request, ctx)
 
     return endpoint

@@ -14,6 +14,7 @@ sequences to the operator's terminal. ``--json`` output is ASCII-escaped JSON al
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -64,6 +65,8 @@ class AdminClient:
         headers = {
             "Authorization": f"Bearer {token}",
             "User-Agent": f"logpulse-server-cli/{__version__}",
+            # Who acted, for the rollout audit trail (the admin token is shared).
+            "X-LogPulse-Actor": cli_actor(),
         }
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=timeout, event_hooks=event_hooks
@@ -112,6 +115,15 @@ class AdminClient:
             raise click.ClickException(
                 f"unexpected answer from {self.url}: not a JSON data envelope"
             ) from None
+
+
+def cli_actor() -> str:
+    """``cli:<local user name>``, or ``cli`` when the system cannot say who runs it."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = ""
+    return f"cli:{user}" if user else "cli"
 
 
 def parse_duration(text: str) -> int:

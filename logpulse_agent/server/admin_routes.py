@@ -58,6 +58,7 @@ async def update_group(request: Request, ctx: ServerContext) -> Response:
             body.get("name"),
             body.get("slug"),
             ctx.clock(),
+            body.get("rollout"),
         )
     return ok(groups.to_json(row))
 

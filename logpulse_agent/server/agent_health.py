@@ -98,7 +98,7 @@ def health_columns(body: dict[str, Any]) -> HealthColumns:
     if reason is not None:
         reason = _SPACE.sub(" ", redact(reason)).strip() or None  # one line, no token
     try:
-        since = parse_time(health["since"])
+        since = parse_time(health["since"]) if health.get("since") else None
     except (ValueError, OverflowError):  # the schema's pattern admits e.g. month 13
         since = None
     return HealthColumns(plane, health["state"], reason, since)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import actions, agent_health, agents, enrolment
+from logpulse_agent.server import actions, agent_health, agents, enrolment, rollouts
 from logpulse_agent.server.context import context
 from logpulse_agent.server.errors import ApiError
 from logpulse_agent.server.http import bearer_token, ok, query_int, read_json
@@ -60,7 +60,9 @@ async def config(request: Request) -> Response:
     with ctx.store.read() as conn:
         agent = agents.authenticate(conn, agent_id, bearer_token(request))
         since = query_int(request, "since", 0)
-        current = since >= agent.config_version
+        # Held back by a staged rollout (or rolled back): only exactly that version is current,
+        # so an agent that holds a newer one is served the older one again.
+        current = since == agent.config_version if agent.held else since >= agent.config_version
         if current and not sent and not agent.reset_pending:
             return Response(
                 status_code=204, headers={"x-config-version": str(agent.config_version)}
@@ -71,9 +73,12 @@ async def config(request: Request) -> Response:
         rendered = ctx.configs.get(conn, agent.group_id, agent.platform, agent.config_version)
     if confirm or (current and rendered.etag in sent):
         ctx.served_after_move.pop(agent.id, None)
-        if agent.reset_pending:
+        if agent.reset_pending or (agent.confirm_rollout and rendered.etag in sent):
             with ctx.store.write() as conn:
-                agents.config_confirmed(conn, agent)
+                if agent.reset_pending:
+                    agents.config_confirmed(conn, agent)
+                if agent.confirm_rollout and rendered.etag in sent:
+                    rollouts.confirm_etag(conn, agent.confirm_rollout, agent.id)
         return Response(status_code=204, headers={"x-config-version": str(rendered.version)})
     if agent.reset_pending and not sent:
         # SPEC §5 checks the etag only "if sent": an agent that sends none is taken at its word

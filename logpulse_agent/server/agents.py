@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logpulse_agent.redact import redact_value
-from logpulse_agent.server import actions, agent_health, groups
+from logpulse_agent.server import actions, agent_health, groups, rollouts
 from logpulse_agent.server.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from logpulse_agent.server.http import isotime
 from logpulse_agent.server.ingest_counters import ingest_json
@@ -28,13 +28,20 @@ CONFIG_ERROR_FIELDS = ("configVersion", "message", "at")
 
 @dataclass(frozen=True)
 class AgentContext:
-    """The authenticated agent, with what the hot endpoints need from its group."""
+    """The authenticated agent, with what the hot endpoints need from its group.
+
+    ``config_version`` is the version this agent is served: its group's, or the older one a
+    staged rollout holds it on (``held``). ``confirm_rollout`` names the rollout whose ``to``
+    this agent was admitted to and has not yet confirmed by etag (:mod:`.rollouts`).
+    """
 
     id: str
     group_id: str
     platform: str
     config_version: int
     reset_pending: bool
+    held: bool = False
+    confirm_rollout: str | None = None
 
 
 def authenticate(conn: sqlite3.Connection, agent_id: str, token: str | None) -> AgentContext:
@@ -42,8 +49,8 @@ def authenticate(conn: sqlite3.Connection, agent_id: str, token: str | None) -> 
     if token is None or not is_agent_token(token):
         raise Unauthenticated("missing or malformed agent token; send Authorization: Bearer AGT_…")
     row = conn.execute(
-        "SELECT r.id, r.group_id, r.platform, r.revoked_at, r.token_hash,"
-        " r.config_reset_pending, g.config_version"
+        "SELECT r.id, r.group_id, r.platform, r.revoked_at, r.token_hash,"  # noqa: S608 (fixed)
+        f" r.config_reset_pending, g.config_version, {rollouts.SERVING_COLUMNS}"
         " FROM agent_registrations r LEFT JOIN agent_groups g ON g.id = r.group_id"
         " WHERE r.token_hash = ?",
         (token_hash(token),),
@@ -51,12 +58,15 @@ def authenticate(conn: sqlite3.Connection, agent_id: str, token: str | None) -> 
     if row is not None and row["id"] == agent_id and matches(token, row["token_hash"]):
         if row["revoked_at"] is not None or row["group_id"] is None:
             raise Forbidden("this agent has been revoked; enrol the host again")
+        served, held, confirm = rollouts.serving(row)
         return AgentContext(
             row["id"],
             row["group_id"],
             row["platform"],
-            int(row["config_version"]),
+            served,
             bool(row["config_reset_pending"]),
+            held,
+            confirm,
         )
     exists = conn.execute("SELECT 1 FROM agent_registrations WHERE id = ?", (agent_id,)).fetchone()
     if exists is None:
@@ -104,6 +114,9 @@ def record_heartbeat(
         ),
     )
     actions.apply_results(conn, agent.id, body.get("actionResults") or [], now)
+    rollouts.observe_heartbeat(
+        conn, agent.id, agent.group_id, agent.platform, agent.reset_pending, body, now
+    )
     return {
         "pendingActions": actions.pending_for(conn, agent.id, now),
         "configVersion": agent.config_version,
@@ -180,6 +193,7 @@ def move(conn: sqlite3.Connection, agent_id: str, group_ref: str, now: float) ->
             " config_reset_pending = 1 WHERE id = ?",
             (group["id"], agent_id),
         )
+        rollouts.agent_left(conn, agent_id)
     return get(conn, agent_id)
 
 
@@ -191,6 +205,7 @@ def revoke(conn: sqlite3.Connection, agent_id: str, now: float) -> sqlite3.Row:
         (now, agent_id),
     )
     actions.cancel_pending_for(conn, agent_id, now)
+    rollouts.agent_left(conn, agent_id)
     return get(conn, agent_id)
 
 

@@ -24,7 +24,11 @@ from logpulse_agent.server import (
     admin_fleet_routes,
     admin_routes,
     agent_routes,
+    checkpointer,
+    config_versions,
     ingest_routes,
+    rollout_routes,
+    rollouts,
 )
 from logpulse_agent.server.admin_auth import setup_admin_token
 from logpulse_agent.server.agents import DEFAULT_OFFLINE_THRESHOLD
@@ -44,7 +48,7 @@ from logpulse_agent.server.ingest_counters import DEFAULT_FLUSH_INTERVAL
 from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.render import IngestSettings, render_config
 from logpulse_agent.server.store import Store
-from logpulse_agent.server.sweeps import DEFAULT_SWEEP_INTERVAL, Sweeper
+from logpulse_agent.server.sweeps import DEFAULT_ROLLOUT_INTERVAL, DEFAULT_SWEEP_INTERVAL, Sweeper
 
 DEFAULT_INGEST_URL = "http://127.0.0.1:8088"
 HEARTBEAT_BODY_LIMIT = 256 * 1024
@@ -74,6 +78,9 @@ def create_app(
     config_cache_size: int = DEFAULT_CACHE_SIZE,
     ingest_body_limit: int = DEFAULT_INGEST_BODY_LIMIT,
     ingest_flush_interval: float | None = DEFAULT_FLUSH_INTERVAL,
+    heartbeat_interval: float = rollouts.DEFAULT_HEARTBEAT_INTERVAL,
+    rollout_interval: float | None = DEFAULT_ROLLOUT_INTERVAL,
+    checkpoint_interval: float | None = checkpointer.DEFAULT_INTERVAL,
 ) -> Starlette:
     """The server over the SQLite file ``db_path`` (created and migrated as needed).
 
@@ -84,15 +91,24 @@ def create_app(
     (Unix seconds) drives every time the server stores or compares: token expiry, action
     deadlines, heartbeats, the ``offline_threshold``.
     ``sweep_interval`` is the period of the background sweeps; ``None`` disables them (tests
-    call ``app.state.ctx.sweeper.run_once()``). The HEC ingest (``/services/collector/…``)
-    accepts bodies up to ``ingest_body_limit`` bytes (compressed and inflated) and writes its
-    counters every ``ingest_flush_interval`` seconds (and before every admin read; ``None``: only
-    then and at shutdown).
+    call ``app.state.ctx.sweeper.run_once()``). ``rollout_interval`` is how often staged
+    rollouts are advanced (``None``: never by themselves, tests call
+    ``sweeper.run_rollouts_once()``); ``heartbeat_interval`` is the agents' (two missed ones
+    make an admitted agent a failure). ``checkpoint_interval``: while the app runs (lifespan),
+    WAL checkpoints run on a thread that often instead of inside a request
+    (:mod:`.checkpointer`); ``None`` leaves them to SQLite. The HEC ingest
+    (``/services/collector/…``) accepts bodies up to ``ingest_body_limit`` bytes (compressed
+    and inflated) and writes its counters every ``ingest_flush_interval`` seconds (and before
+    every admin read; ``None``: only then and at shutdown).
     """
     ingest = ingest or IngestSettings(endpoint=DEFAULT_INGEST_URL)
     render_config([], "linux", ingest)  # ValueError now, not on the first poll, for a bad URL
     store = Store(db_path, clock=clock)
     token_hash, generated = setup_admin_token(store, admin_token)
+    with store.write() as conn:
+        config_versions.snapshot_missing(conn, clock())
+        config_versions.settings_changed(conn, repr(ingest))
+        rollouts.set_heartbeat_interval(conn, heartbeat_interval)
     sweeper = Sweeper(store, clock=clock, offline_threshold=offline_threshold)
     ctx = ServerContext(
         store=store,
@@ -111,9 +127,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        wal = None
+        if checkpoint_interval is not None:
+            wal = checkpointer.Checkpointer(store, checkpoint_interval)
+            wal.start()
         tasks = []
         if sweep_interval is not None:
             tasks.append(loop.create_task(sweeper.run_forever(sweep_interval)))
+        if rollout_interval is not None:
+            tasks.append(loop.create_task(sweeper.run_rollouts_forever(rollout_interval)))
         if ingest_flush_interval is not None:
             tasks.append(loop.create_task(ctx.ingest.counters.run_forever(ingest_flush_interval)))
         try:
@@ -124,6 +146,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             ctx.ingest.counters.flush()
+            if wal is not None:
+                wal.stop()
             store.close()
 
     routes = [
@@ -134,6 +158,7 @@ def create_app(
         *admin_fleet_routes.routes,
         *admin_dataplane_routes.routes,
         *ingest_routes.routes,
+        *rollout_routes.routes,
     ]
     app = Starlette(
         routes=routes,

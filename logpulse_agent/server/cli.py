@@ -19,7 +19,7 @@ import click
 import structlog
 
 from logpulse_agent import __version__
-from logpulse_agent.server import cli_config, cli_fleet, cli_ingest
+from logpulse_agent.server import cli_config, cli_fleet, cli_ingest, cli_rollout
 
 DEFAULT_DB = "logpulse-server.db"
 
@@ -120,6 +120,14 @@ def main() -> None:
     help="Seconds between sweeps (action expiry, offline marks).",
 )
 @click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0.01),
+    default=30.0,
+    show_default=True,
+    help="The agents' heartbeat interval (their LOGPULSE_HEARTBEAT_INTERVAL): a staged rollout "
+    "counts an admitted agent silent for two of them as failed.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=False,
     show_default=True,
@@ -157,6 +165,7 @@ def serve(
     public_url: str | None,
     offline_threshold: float,
     sweep_interval: float,
+    heartbeat_interval: float,
     access_log: bool,
     keep_alive: int,
     max_connections: int | None,
@@ -189,6 +198,7 @@ def serve(
             ingest=IngestSettings(endpoint=endpoint),
             offline_threshold=offline_threshold,
             sweep_interval=sweep_interval,
+            heartbeat_interval=heartbeat_interval,
         )
     except StoreError as exc:
         sock.close()
@@ -244,6 +254,7 @@ for _command in (
     cli_fleet.actions,
     cli_ingest.tail,
     cli_ingest.ingest,
+    cli_rollout.rollout,
 ):
     main.add_command(_command)
 

@@ -10,6 +10,7 @@ import re
 import sqlite3
 from typing import Any
 
+from logpulse_agent.server import rollout_policy
 from logpulse_agent.server.errors import Conflict, NotFound, Unprocessable
 from logpulse_agent.server.http import isotime
 from logpulse_agent.server.store import new_id
@@ -58,7 +59,14 @@ def list_all(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 def bump(conn: sqlite3.Connection, group_id: str, now: float) -> int:
-    """Increment the group's ``config_version``; returns the new version."""
+    """Increment the group's ``config_version``; returns the new version.
+
+    Every config change passes here, so here it is recorded and, for a group with a staged
+    rollout policy, a rollout starts (:func:`rollouts.on_config_change`).
+    """
+    # Imported here: rollouts reads inputs (config_versions), and inputs import this module.
+    from logpulse_agent.server import rollouts
+
     row = conn.execute(
         "UPDATE agent_groups SET config_version = config_version + 1, updated_at = ?"
         " WHERE id = ? RETURNING config_version",
@@ -66,7 +74,9 @@ def bump(conn: sqlite3.Connection, group_id: str, now: float) -> int:
     ).fetchone()
     if row is None:
         raise NotFound(f"no group with id {group_id!r}")
-    return int(row[0])
+    version = int(row[0])
+    rollouts.on_config_change(conn, group_id, version - 1, version, now)
+    return version
 
 
 def _check_slug_free(conn: sqlite3.Connection, slug: str, group_id: str | None = None) -> None:
@@ -88,14 +98,33 @@ def create(conn: sqlite3.Connection, name: str, slug: str | None, now: float) ->
         " VALUES (?, ?, ?, 1, ?, ?)",
         (group_id, name, slug, now, now),
     )
+    from logpulse_agent.server import config_versions  # see bump()
+
+    config_versions.snapshot(conn, group_id, 1, now)
     return get(conn, group_id)
 
 
 def update(
-    conn: sqlite3.Connection, ref: str, name: str | None, slug: str | None, now: float
+    conn: sqlite3.Connection,
+    ref: str,
+    name: str | None,
+    slug: str | None,
+    now: float,
+    rollout: Any = None,
 ) -> sqlite3.Row:
-    """Rename; bumps the version when the name or slug actually changes."""
+    """Rename; bumps the version when the name or slug actually changes. ``rollout``, when
+    given, is the new rollout policy (JSON form; it applies from the next change on and does
+    not itself change the config)."""
     row = resolve(conn, ref)
+    if rollout is not None:
+        try:
+            policy = rollout_policy.parse(rollout)
+        except rollout_policy.PolicyError as exc:
+            raise Unprocessable(f"invalid request body: {exc}") from None
+        conn.execute(
+            "UPDATE agent_groups SET rollout_policy = ? WHERE id = ?",
+            (rollout_policy.dump(policy), row["id"]),
+        )
     new_name = row["name"] if name is None else name.strip()
     if not new_name:
         raise Unprocessable("invalid request body: name: must not be blank")
@@ -130,6 +159,7 @@ def to_json(row: sqlite3.Row) -> dict[str, Any]:
         "name": row["name"],
         "slug": row["slug"],
         "configVersion": row["config_version"],
+        "rollout": rollout_policy.load(row["rollout_policy"]).to_json(),
         "inputCount": row["input_count"],
         "agentCount": row["agent_count"],
         "createdAt": isotime(row["created_at"]),

@@ -1,8 +1,9 @@
 """Crash-safe file writes: temp file in the same directory, fsync, rename, fsync of the directory.
 
 A crash or power loss at any instant leaves either the old or the new content at ``path``,
-never a torn file. Secrets are created with their final mode (the temp file is opened with it),
-never chmod-ed after the bytes are already on disk.
+never a torn file (``durable=False`` gives that up for power loss only, see
+:func:`write_bytes`). Secrets are created with their final mode (the temp file is opened with
+it), never chmod-ed after the bytes are already on disk.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Atomically replace ``path`` with ``data``; the file has ``mode`` from its first byte."""
+def write_bytes(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Atomically replace ``path`` with ``data``; the file has ``mode`` from its first byte.
+
+    ``durable=False`` skips both fsyncs: still never torn for a reader or after the writer is
+    killed (the rename is atomic), but after a power loss the file may be empty or old. Only
+    for files rewritten from memory all the time (``status.json``), where an fsync on the
+    event loop would cost every caller a disk flush for nothing.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -45,11 +52,13 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -72,14 +81,14 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     return removed
 
 
-def write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Atomically replace ``path`` with UTF-8 ``text``."""
-    write_bytes(path, text.encode("utf-8"), mode)
+def write_text(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Atomically replace ``path`` with UTF-8 ``text`` (``durable`` as in :func:`write_bytes`)."""
+    write_bytes(path, text.encode("utf-8"), mode, durable=durable)
 
 
-def write_json(path: Path, value: Any, mode: int = 0o644) -> None:
+def write_json(path: Path, value: Any, mode: int = 0o644, *, durable: bool = True) -> None:
     """Atomically replace ``path`` with ``value`` as pretty, key-sorted JSON."""
-    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n", mode)
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n", mode, durable=durable)
 
 
 def read_bytes(path: Path) -> bytes | None:

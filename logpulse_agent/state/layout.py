@@ -1,23 +1,28 @@
 """Where every file of the agent lives (the README's "Files" table), in one place.
 
-config_dir/agent-token          the AGT_ token, mode 0600, nothing else
-config_dir/bootstrap-token      a provisioned EBT_ token ``run`` enrols with
-state_dir/identity.json         agentId, groupId, apiUrl, enrolledAt
-state_dir/vector.yaml           the live Vector config (replaced only by rename)
-state_dir/vector.next.yaml      the candidate being validated
-state_dir/vector.lkg.yaml       the last config that ran stably (last-known-good)
-state_dir/vector-globals.yaml   the agent-owned global options (data_dir, secret backend)
-state_dir/applied.json          version/etag of the live config and of the last-known-good
-state_dir/rejected.json         the last version/etag that failed, not retried every poll
-state_dir/outbox.json           the action journal: results not yet delivered, ids reported
-state_dir/actions-seen.json     action ids ever picked up (at-most-once)
-state_dir/upgrade-inflight.json the upgrade in progress
-state_dir/upgrade-request       the version asked of the root upgrade service
-state_dir/upgrade/              the downloaded install script
-state_dir/status.json           the snapshot ``status`` prints
-state_dir/vector.pid            the Vector the agent spawned last
-state_dir/vector-data/          Vector's data_dir
-log_dir/vector.log, upgrade.log Vector's own output, the installer's
+config_dir/agent-token            the AGT_ token, mode 0600, nothing else
+config_dir/bootstrap-token        a provisioned EBT_ token ``run`` enrols with
+state_dir/identity.json           agentId, groupId, apiUrl, enrolledAt
+state_dir/vector.yaml             the live Vector config (replaced only by rename)
+state_dir/vector.next.yaml        the candidate being validated
+state_dir/vector.lkg.yaml         the last config that ran a whole crash window (last-known-good)
+state_dir/vector.superseded.yaml  a newer one that ran without failing until replaced sooner
+state_dir/vector-globals.yaml     the agent-owned global options (data_dir, secret backend)
+state_dir/applied.json            version/etag of the live config and of both fallbacks
+state_dir/rejected.json           the last version/etag that failed, not retried every poll
+state_dir/outbox.json             the action journal: results not yet delivered, ids reported
+state_dir/actions-seen.json       action ids ever picked up (at-most-once)
+state_dir/upgrade-inflight.json   the upgrade in progress
+state_dir/upgrade-request         the version asked of the root upgrade service
+state_dir/upgrade-probation       root's view of an upgrade probation (written by root as the agent)
+state_dir/upgrade-promoted        the agent's promotion of the release on probation: "VERSION ID"
+state_dir/upgrade/                the downloaded install script
+state_dir/status.json             the snapshot ``status`` prints
+state_dir/vector.pid              the Vector the agent spawned last
+state_dir/vector-data/            Vector's data_dir
+log_dir/agent.log                 the agent's own events as JSON lines (size-rotated)
+log_dir/vector.log                Vector's own output
+log_dir/upgrade.log               the installer's output
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Layout:
         self.live_config = self.state_dir / "vector.yaml"
         self.candidate_config = self.state_dir / "vector.next.yaml"
         self.lkg_config = self.state_dir / "vector.lkg.yaml"
+        self.superseded_config = self.state_dir / "vector.superseded.yaml"
         self.globals_config = self.state_dir / "vector-globals.yaml"
         self.applied = self.state_dir / "applied.json"
         self.rejected = self.state_dir / "rejected.json"
@@ -50,10 +56,13 @@ class Layout:
         self.ledger = self.state_dir / "actions-seen.json"
         self.upgrade_inflight = self.state_dir / "upgrade-inflight.json"
         self.upgrade_request = self.state_dir / "upgrade-request"
+        self.upgrade_probation = self.state_dir / "upgrade-probation"
+        self.upgrade_promoted = self.state_dir / "upgrade-promoted"
         self.upgrade_scripts = self.state_dir / "upgrade"
         self.status = self.state_dir / "status.json"
         self.vector_pid = self.state_dir / "vector.pid"
         self.vector_data = self.state_dir / "vector-data"
+        self.agent_log = self.log_dir / "agent.log"
         self.vector_log = self.log_dir / "vector.log"
         self.upgrade_log = self.log_dir / "upgrade.log"
 

@@ -19,6 +19,7 @@ from typing import Any
 from logpulse_agent.clock import parse_rfc3339
 from logpulse_agent.pids import pid_alive
 from logpulse_agent.state import atomic
+from logpulse_agent.upgrade.probation import status_line
 
 HEARTBEAT_STALE_AFTER = 300.0
 
@@ -29,7 +30,14 @@ def _parse_iso(value: object) -> float | None:
 
 
 def load_snapshot(path: Path) -> dict[str, Any] | None:
-    data = atomic.read_json(path)
+    """The snapshot at ``path``; None when there is none or it is not a JSON object (it is
+    written without fsync, so a power loss can leave it empty until the daemon rewrites it).
+    :class:`StateError` when it cannot be read at all."""
+    raw = atomic.read_bytes(path)
+    try:
+        data = None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
     return data if isinstance(data, dict) else None
 
 
@@ -55,7 +63,8 @@ def assess(
             reasons.append("no successful heartbeat for over 5 minutes")
     vec = snap.get("vector") or {}
     if vec.get("shouldRun") and not vec.get("running"):
-        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}")
+        why = f": {vec['lastError']}" if vec.get("lastError") else ""
+        reasons.append(f"Vector should run but is {vec.get('state', 'not running')}{why}")
     return ("degraded" if reasons else "healthy"), reasons
 
 
@@ -85,6 +94,8 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
         f"vector:          {vec.get('state', '?')} pid={vec.get('pid') or '-'} "
         f"uptime={uptime} version={vec.get('version') or '-'}"
     )
+    if vec.get("lastError"):
+        lines.append(f"  last error:    {vec['lastError']}")
     lines.append(f"pending results: {snap.get('pendingActionResults', 0)}")
     upgrade = snap.get("inflightUpgrade")
     if upgrade:
@@ -92,6 +103,9 @@ def render_text(snap: dict[str, Any], health: str, reasons: list[str], now: floa
             f"upgrade:         {upgrade.get('fromVersion')} -> {upgrade.get('toVersion')} "
             f"(action {upgrade.get('actionId')}, since {upgrade.get('startedAt')})"
         )
+    on_probation = status_line(snap.get("probation"))
+    if on_probation:
+        lines.append(f"probation:       {on_probation}")
     lines.append(f"snapshot:        {snap.get('updatedAt', '?')} (pid {snap.get('pid')})")
     return "\n".join(lines)
 

@@ -72,7 +72,8 @@ class ConfigStatus:
 
 @dataclass(frozen=True)
 class VectorStatus:
-    """The supervisor's view of Vector; ``started_at`` RFC 3339, None unless it runs."""
+    """The supervisor's view of Vector; ``started_at`` RFC 3339, None unless it runs;
+    ``last_error`` why it last failed to start or exited unasked (None once it runs again)."""
 
     state: str
     pid: int | None
@@ -80,6 +81,7 @@ class VectorStatus:
     should_run: bool
     started_at: str | None
     version: str | None
+    last_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class VectorStatus:
             "shouldRun": self.should_run,
             "startedAt": self.started_at,
             "version": self.version,
+            "lastError": self.last_error,
         }
 
 

@@ -3,7 +3,12 @@
 ``status`` never talks to the network or to the daemon: it reads ``state_dir/status.json``,
 which the daemon rewrites (atomically) whenever a section changes and after every successful
 heartbeat. Parts of the daemon replace whole sections (:mod:`.sections`) with :meth:`set`; the
-file is written only when something changed.
+file is written only when something changed, and once per heartbeat: the sections refreshed for
+a heartbeat's body are written with its outcome (``defer``).
+
+The file is rewritten from memory all the time and at every start, so it is written without
+fsync (:func:`~logpulse_agent.state.atomic.write_bytes` ``durable=False``): a reader never sees
+a torn file, and no event-loop caller waits for a disk flush.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class StatusTracker:
         self.wall_clock = wall_clock
         self.started_at = wall_clock()
         self.status = AgentStatus()
+        self._unwritten = False  # a deferred change is waiting for the next write
         self._write_error: str | None = None
 
     # --- the sections --------------------------------------------------------------------------
@@ -69,13 +75,17 @@ class StatusTracker:
     def actions(self) -> ActionsStatus:
         return self.status.actions
 
-    def set(self, *sections: Section, touch: bool = False) -> None:
-        """Replace these sections; write the snapshot when anything changed, or anyway when
-        ``touch`` (a successful heartbeat refreshes ``updatedAt``)."""
+    def set(self, *sections: Section, touch: bool = False, defer: bool = False) -> None:
+        """Replace these sections; write the snapshot when anything changed (since the last
+        write), or anyway when ``touch`` (a successful heartbeat refreshes ``updatedAt``).
+        ``defer`` holds a change for the next write: the heartbeat's own, or the status feed's
+        next tick."""
         changes: dict[str, Any] = {SECTION_FIELDS[type(s)]: s for s in sections}
         status = replace(self.status, **changes)
-        if status != self.status or touch:
+        if status != self.status:
             self.status = status
+            self._unwritten = True
+        if touch or (self._unwritten and not defer):
             self.write()
 
     def mark_revoked(self, error: str) -> None:
@@ -105,8 +115,9 @@ class StatusTracker:
         """Persist the snapshot. Best effort: the file only informs ``status``, so a full or
         read-only disk is logged (once per distinct error) and never fails the caller, which
         may be in the middle of supervising Vector or applying a config."""
+        self._unwritten = False
         try:
-            atomic.write_json(self.path, self.snapshot(), mode=0o640)
+            atomic.write_json(self.path, self.snapshot(), mode=0o640, durable=False)
         except StateError as exc:
             if str(exc) != self._write_error:
                 log.warning("status.write_failed", error=str(exc))

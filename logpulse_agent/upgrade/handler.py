@@ -16,10 +16,12 @@ every few seconds while the old one waits):
    target, ``failed`` with the log tail when the installer ended without that;
 6. report the result, and only then clear the record (a crash in between reports it again).
 
-Upgrade probation (SPEC §11.4, issue 12) belongs between 5 and 6 of a successful upgrade: the
-new agent promotes its release after its first ``2xx`` heartbeat (with Vector running when its
-config is not ``{}``); a release the root side rolled back is a ``failed`` verdict with the
-rollback's reason (:mod:`.verdict`).
+Upgrade probation (SPEC §11.4, issue 12) sits in 5: while root keeps the new release on
+probation the verdict is "wait", though the agent already runs the target; it is ``done`` once
+root kept the release and ``failed`` with the rollback's reason in the old agent root restarted
+(:mod:`.verdict`). The promotion itself is not this handler's: the new agent writes it after
+its first ``2xx`` heartbeat with Vector running (:class:`.probation.Promoter`, wired in
+:mod:`logpulse_agent.daemon.compose`), upgrade action or not.
 """
 
 from __future__ import annotations

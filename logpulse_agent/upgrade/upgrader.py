@@ -22,7 +22,9 @@ waits to be picked up or the service is activating; a request nobody picks up wi
 After a restart, or while waiting, :meth:`Upgrader.reconcile` turns the record into a result:
 :meth:`Upgrader.observe` gathers the facts, :func:`~.verdict.verdict` decides. The caller puts
 that result into the journal and only *then* calls :meth:`clear_inflight`, so a crash between
-the two re-reconciles instead of losing the result.
+the two re-reconciles instead of losing the result. Root's view of an upgrade probation
+(:mod:`.probation`) is one of the facts: the new agent holds ``done`` until root kept its
+release, the old one restarted by a rollback reports ``failed`` with root's reason.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from logpulse_agent.upgrade.launcher import (
     systemd_is_pid1,
     systemd_unit_active,
 )
+from logpulse_agent.upgrade.probation import forget_finished, read_view
 from logpulse_agent.upgrade.record import InFlightUpgrade, inflight_file, normalize_version
 from logpulse_agent.upgrade.verdict import (
     UPGRADE_PATH_UNIT,
@@ -104,8 +107,10 @@ class Upgrader:
 
     # --- starting ------------------------------------------------------------------------------
     def begin(self, record: InFlightUpgrade) -> None:
-        """Record the upgrade as in flight (durably) before anything is announced or run."""
+        """Record the upgrade as in flight (durably) before anything is announced or run; an
+        earlier probation's outcome is forgotten (it is no answer to this upgrade)."""
         self.layout.state_dir.mkdir(parents=True, exist_ok=True)
+        forget_finished(self.layout.upgrade_probation)
         self._record.save(record)
 
     async def start(self, record: InFlightUpgrade) -> None:
@@ -232,7 +237,15 @@ class Upgrader:
         )
         gone_since = now if alive else self._gone_since.setdefault(record.action_id, now)
         return Observation(
-            record, running, age, status, alive, unclaimed, now - gone_since, self.request_path
+            record,
+            running,
+            age,
+            status,
+            alive,
+            unclaimed,
+            now - gone_since,
+            self.request_path,
+            read_view(self.layout.upgrade_probation),
         )
 
     def _conclude(self, observed: Observation, decided: Verdict) -> ActionResult | None:
@@ -259,6 +272,7 @@ class Upgrader:
         """Forget the in-flight upgrade (after its result is safely in the journal)."""
         record = self.inflight()
         self._record.remove()
+        forget_finished(self.layout.upgrade_probation)
         if record is not None:
             self._gone_since.pop(record.action_id, None)
             if record.unit == UPGRADE_UNIT:

@@ -3,6 +3,10 @@
 :meth:`~logpulse_agent.upgrade.upgrader.Upgrader.observe` gathers the facts (files, processes,
 systemd) into an :class:`Observation`; :func:`verdict` decides, in this order:
 
+    root's probation of the target version (SPEC §11.4):
+      on probation, undecided, and we run it               → wait (done only once it is kept)
+      rolled back, and we still run it                     → wait (the restart is coming)
+      rolled back (or kept after failing it)               → failed with root's reason
     the agent runs the target version                      → done
     a request nobody picked up within ``pickup_timeout``   → failed, the request withdrawn
     the installer still runs, younger than ``max_age``     → wait
@@ -12,8 +16,8 @@ systemd) into an :class:`Observation`; :func:`verdict` decides, in this order:
     it is gone for less than ``settle``                    → wait (it may be restarting us)
     it is gone                                             → failed: no effect
 
-A root-side rollback with a reason (upgrade probation, SPEC §11.4) would be one more fact here
-and one more line of this table, above "it is gone".
+The probation comes first because the new agent runs the target version long before root
+decides: ``done`` at start-up would be final before a rollback could happen.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from logpulse_agent.upgrade.probation import ProbationView
 from logpulse_agent.upgrade.record import InFlightUpgrade
 
 UPGRADE_UNIT = "logpulse-agent-upgrade.service"
@@ -36,7 +41,8 @@ class Observation:
     ``running_version`` is this agent's (without ``v``); ``age`` counts from the record's
     ``startedAt``; ``exit_status`` is the installer's when our reaper saw it exit; ``unclaimed``
     means a request file waits and the root service is idle; ``gone_for`` is how long the
-    installer has been seen gone (zero while it runs).
+    installer has been seen gone (zero while it runs); ``probation`` is root's view of an
+    upgrade probation, if it left one.
     """
 
     record: InFlightUpgrade
@@ -47,6 +53,7 @@ class Observation:
     unclaimed: bool
     gone_for: timedelta
     request_path: Path
+    probation: ProbationView | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,14 @@ WAIT = Verdict(Outcome.WAIT)
 def verdict(o: Observation, limits: Limits) -> Verdict:
     """Decide about ``o`` (see the module docstring)."""
     to, running = o.record.to_version, o.running_version
+    on_trial = o.probation if o.probation is not None and o.probation.version == to else None
+    if on_trial is not None and on_trial.state in ("active", "rolled-back") and running == to:
+        return WAIT
+    if on_trial is not None and on_trial.state == "rolled-back":
+        reason = on_trial.reason or "probation failed"
+        return _failed(f"{reason}; rolled back from {to} to {running}")
+    if on_trial is not None and on_trial.state == "kept":
+        return _failed(on_trial.reason or f"probation of {to} failed")
     if running == to:
         return Verdict(Outcome.DONE)
     if o.unclaimed and o.age >= limits.pickup_timeout:

@@ -17,7 +17,8 @@ Facts they rely on (vectordotdev/vector):
   path." on stderr and exits 78 (``src/config/loading/mod.rs``).
 - Vector reads ``VECTOR_CONFIG``, ``VECTOR_CONFIG_YAML`` … from its environment as extra config
   paths (clap ``env =`` on the path options); :func:`child_env` drops them so the agent's own
-  environment can never smuggle a second config in.
+  environment can never smuggle a second config in. It drops ``LOGPULSE_ENROL_TOKEN`` too:
+  every Vector process, ``vector --version`` at enrolment included, runs without it.
 """
 
 from __future__ import annotations
@@ -36,20 +37,23 @@ from logpulse_agent.vector.logwatch import MAX_REASON, parse_line, summarize
 EXIT_CONFIG = 78  # exitcode::CONFIG
 StrPath: TypeAlias = "str | os.PathLike[str]"
 _VERSION_RE = re.compile(r"^vector\s+v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)", re.MULTILINE)
-_VECTOR_PATH_VARS = frozenset(
+_NOT_FOR_VECTOR = frozenset(
     {
         "VECTOR_CONFIG",
         "VECTOR_CONFIG_YAML",
         "VECTOR_CONFIG_TOML",
         "VECTOR_CONFIG_JSON",
         "VECTOR_CONFIG_DIR",
+        "LOGPULSE_ENROL_TOKEN",
     }
 )
 
 
 def child_env(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` without the variables Vector would read as additional config paths."""
-    return {key: value for key, value in env.items() if key not in _VECTOR_PATH_VARS}
+    """``env`` for any Vector process: without the variables Vector would read as additional
+    config paths, and without the agent's bootstrap token (Vector could expose it to its
+    config)."""
+    return {key: value for key, value in env.items() if key not in _NOT_FOR_VECTOR}
 
 
 def parse_version(output: str) -> str | None:

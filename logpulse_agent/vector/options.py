@@ -27,7 +27,6 @@ __all__ = [
     "COMPONENT_KEYS",
     "SECRET_BACKEND",
     "global_options",
-    "is_empty_config",
     "render_global_options",
     "requires_restart",
     "secret_command",
@@ -110,12 +109,3 @@ def requires_restart(old_text: str | None, new_text: str) -> bool:
         return global_options(old_text) != global_options(new_text)
     except ValueError:
         return True
-
-
-def is_empty_config(body: bytes) -> bool:
-    """Whether a config body is exactly ``{}`` (whitespace aside): the group has no inputs.
-
-    Such a body is never validated (Vector rejects it: "No sources defined in the config."); the
-    agent stops Vector instead.
-    """
-    return b"".join(body.split()) == b"{}"

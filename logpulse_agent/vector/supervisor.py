@@ -32,7 +32,12 @@ from logpulse_agent.redact import redact
 from logpulse_agent.vector import process
 from logpulse_agent.vector.child import VectorChild, uncancellable
 from logpulse_agent.vector.commands import child_env, vector_version
-from logpulse_agent.vector.logwatch import log_offset, rotate_if_needed, wait_for_reload
+from logpulse_agent.vector.logwatch import (
+    last_error,
+    log_offset,
+    rotate_if_needed,
+    wait_for_reload,
+)
 from logpulse_agent.vector.states import ExitHistory, ExitRecord, VectorState
 
 __all__ = ["ExitRecord", "VectorState", "VectorSupervisor"]
@@ -41,7 +46,8 @@ log = structlog.get_logger(__name__)
 
 
 class VectorSupervisor:
-    """Owns the Vector child. ``state``, ``pid``, ``version``, ``last_error`` feed ``status``."""
+    """Owns the Vector child. ``state``, ``pid``, ``version``, ``last_error`` feed ``status``
+    (``last_error`` is set before the state change that publishes it)."""
 
     def __init__(
         self,
@@ -79,7 +85,9 @@ class VectorSupervisor:
         self.on_state: Callable[[VectorState], None] = lambda state: None
         self.pid: int | None = None
         self.version: str | None = None
-        self.last_error: str | None = None  # why the last start failed (redacted)
+        # Why the last start failed or the last unrequested exit happened (redacted); None
+        # once Vector runs again.
+        self.last_error: str | None = None
         self._child: VectorChild | None = None
         self._desired = False
         self._last_hup = -float("inf")  # event-loop time of the last SIGHUP
@@ -104,6 +112,11 @@ class VectorSupervisor:
     def should_run(self) -> bool:
         """Whether Vector is wanted running (the last of start/restart/reload versus stop)."""
         return self._desired
+
+    @property
+    def running(self) -> bool:
+        """Whether Vector reported its start on the current files and has not exited since."""
+        return self.state is VectorState.RUNNING
 
     def uptime(self) -> float:
         """Seconds since the current process was spawned; 0 when Vector is not RUNNING."""
@@ -284,8 +297,9 @@ class VectorSupervisor:
         try:
             proc = await process.spawn(self.vector_bin, self.config_paths, self.log_path, self.env)
         except OSError as exc:
-            self.state = VectorState.FATAL
+            # The error first: the state change publishes the status, which must say why.
             self.last_error = f"cannot execute {self.vector_bin}: {exc.strerror or exc}"
+            self.state = VectorState.FATAL
             log.error("vector.spawn_failed", error=self.last_error)
             self._changed.set()
             raise VectorError(self.last_error) from None
@@ -305,7 +319,8 @@ class VectorSupervisor:
         try:
             if await child.confirm_start(self.log_path, self.start_timeout, self.grace_period):
                 if child is self._child and not child.requested:
-                    self.state, self.last_error = VectorState.RUNNING, None
+                    self.last_error = None
+                    self.state = VectorState.RUNNING
                 log.info("vector.started", pid=child.pid)
             elif not child.requested:
                 self.last_error = redact(str(child.start_error))
@@ -333,4 +348,8 @@ class VectorSupervisor:
             attempt=self.history.attempt,
         )
         if current:
+            if child.start_error is None:  # a failed start already said why
+                reason = last_error(self.log_path, child.log_offset)
+                message = f"Vector exited with code {returncode} after {uptime:.0f}s"
+                self.last_error = f"{message}: {reason}" if reason else message
             self.state = VectorState.BACKOFF if self._desired else VectorState.STOPPED

@@ -214,9 +214,7 @@ def _sample(pattern: str) -> str:
         r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$": "1.2.31",
         r"^sha256:[0-9a-f]{64}$": "sha256:" + "1" * 64,
         r"^[^\x00-\x1f\x7f]+$": "out_ab",  # data-plane component ids, kinds, types
-        r"^(19|20|21)\d\d-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$": (
-            "2025-06-15T15:00:00.5+01:00"  # health.since
-        ),
+        r"^\d{1,3}(\.\d{1,3})?%$": "12.5%",  # a rollout phase
     }
     assert pattern in samples, f"add a sample for the new pattern {pattern!r}"
     assert re.search(pattern, samples[pattern])

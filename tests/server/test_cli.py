@@ -369,7 +369,7 @@ class TestAgentsList:
         assert f"degraded: {reason}"[:59] in sick_row
         rate = sick_row[header.index("EVENTS/s") :].split()[0]
         assert float(rate) > 0
-        assert quiet_row[header.index("HEALTH") :].split()[:2] == ["-", "-"]
+        assert quiet_row[header.index("HEALTH") :].split()[:2] == ["healthy", "-"]
 
     def test_health_filter(self, run: Any, server: LiveServer) -> None:
         """--health degraded lists only agents whose last report was degraded."""

@@ -28,7 +28,8 @@ class TestServe:
             assert server.url.startswith("http://127.0.0.1:")
             assert not server.url.endswith(":0")
             health = httpx.get(server.url + "/healthz", timeout=5)
-            assert health.json() == {"data": {"status": "ok", "schemaVersion": len(migrations())}}
+            latest = len(migrations())
+            assert health.json() == {"data": {"status": "ok", "schemaVersion": latest}}
             spec = httpx.get(server.url + "/openapi.json", timeout=5).json()
             assert spec["openapi"] == "3.1.0"
             assert server.stop() == 0

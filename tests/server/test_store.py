@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from logpulse_agent.server import enrolment, groups
+from logpulse_agent.server.checkpointer import Checkpointer
 from logpulse_agent.server.errors import EnrolRefused
 from logpulse_agent.server.store import Store, StoreError, migrations
 from logpulse_agent.server.tokens import (
@@ -146,3 +148,26 @@ class TestConcurrentEnrolment:
             assert conn.execute("SELECT uses FROM agent_enrollment_tokens").fetchone()[0] == 10
         for store in [setup, *stores]:
             store.close()
+
+
+class TestCheckpointer:
+    def test_checkpoints_leave_the_request_path_and_come_back_on_stop(self, tmp_path: Path) -> None:
+        """While it runs, commits never checkpoint (autocheckpoint 0) and its thread does;
+        stopping restores SQLite's own checkpoints and leaves the WAL copied back."""
+        store = Store(tmp_path / "s.db")
+        wal = Checkpointer(store, interval=0.01)
+        wal.start()
+        with store.connection() as conn:
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        with store.write() as conn:
+            conn.execute("INSERT INTO server_settings (key, value) VALUES ('k', 'v')")
+        deadline = time.monotonic() + 10
+        while wal.checkpoints < 2:
+            assert time.monotonic() < deadline, "the checkpoint thread never ran"
+            time.sleep(0.01)
+        wal.stop()
+        with store.connection() as conn:
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, log) == (0, done)
+        store.close()

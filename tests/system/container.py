@@ -110,6 +110,27 @@ def cached_rootfs() -> Path:
         return rootfs
 
 
+def _nspawn(root: Path, console: Path) -> subprocess.Popen[bytes]:
+    """Boot ``root`` with systemd-nspawn, its console appended to ``console``."""
+    with console.open("ab") as out:
+        return subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "--register=no",
+                "--keep-unit",
+                "--quiet",
+                "--console=read-only",
+                f"--machine=logpulse-e2e-{os.getpid()}",
+                "-D",
+                str(root),
+                "-b",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 class Container:
     """A booted container: :meth:`sh` runs a command inside, :meth:`stop` powers it off."""
 
@@ -125,31 +146,35 @@ class Container:
         root = workdir / "root"
         subprocess.run(["cp", "-a", "--reflink=auto", str(rootfs), str(root)], check=True)
         console = workdir / "console.log"
-        with console.open("wb") as out:
-            nspawn = subprocess.Popen(
-                [
-                    "systemd-nspawn",
-                    "--register=no",
-                    "--keep-unit",
-                    "--quiet",
-                    "--console=read-only",
-                    f"--machine=logpulse-e2e-{os.getpid()}",
-                    "-D",
-                    str(root),
-                    "-b",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        nspawn = _nspawn(root, console)
         try:
             box = cls(root, nspawn, console)
-            box.sh("systemctl is-system-running --wait || true", timeout=120)
+            box.wait_booted()
         except BaseException:
             nspawn.kill()
             nspawn.wait(30)
             raise
         return box
+
+    def reboot(self) -> None:
+        """Power off cleanly and boot the same root again (what it wrote is kept)."""
+        self.stop()
+        self.nspawn = _nspawn(self.root, self.console)
+        self.init_pid = self._find_init()
+        self.wait_booted()
+
+    def wait_booted(self, timeout: float = 180.0) -> None:
+        """Wait until boot has finished (running or degraded). ``is-system-running --wait``
+        alone returns at once while the container's bus is not up yet, and a test that starts
+        then races early boot: systemd-tmpfiles empties /tmp under a running installer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.sh("systemctl is-system-running --wait", check=False, timeout=timeout)
+            if state.stdout.strip() in ("running", "degraded"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the container did not finish booting: {state.stdout!r}")
+            time.sleep(0.5)
 
     def _find_init(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout

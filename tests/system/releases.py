@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import stat
+import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ UNIT_NAMES = (
     "logpulse-agent.service",
     "logpulse-agent-upgrade.service",
     "logpulse-agent-upgrade.path",
+    "logpulse-agent-probation.service",
+    "logpulse-agent-probation.timer",
 )
 
 FAKE_AGENT = """#!/bin/sh
@@ -186,3 +189,32 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, str | None]]:
                 extra,
             )
     return found
+
+
+PATCHED_AGENT = """#!/bin/sh
+# A test release: the real {version} build, misbehaving on purpose when it runs as the daemon.
+here=$(dirname "$(readlink -f "$0")")
+if [ "${{1:-}}" = run ]; then
+{misbehave}
+fi
+exec "$here/logpulse-agent.real" "$@"
+"""
+
+
+def publish_patched(real: Path, version: str, out: Path, work: Path, misbehave: str) -> Path:
+    """The real release ``version`` of the download base ``real``, republished under the base
+    ``out`` with its executable wrapped: ``logpulse-agent run`` first runs the shell snippet
+    ``misbehave`` (the production code stays as it is; only this copy misbehaves)."""
+    br = build_release()
+    arch = br.host_arch()
+    name = f"logpulse-agent-{version}-linux-{arch}.tar.gz"
+    work.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(real / f"v{version}" / name) as tar:
+        tar.extractall(work, filter="tar")
+    staged = work / f"logpulse-agent-{version}"
+    (staged / "logpulse-agent").rename(staged / "logpulse-agent.real")
+    wrapper = staged / "logpulse-agent"
+    wrapper.write_text(PATCHED_AGENT.format(version=version, misbehave=misbehave))
+    wrapper.chmod(0o755)
+    tarball: Path = br.pack(staged, version, arch, out, latest=False)
+    return tarball

@@ -15,6 +15,7 @@ import pytest
 from tests.system.conftest import REAL_VERSIONS
 from tests.system.releases import (
     INSTALL_SH,
+    UNIT_NAMES,
     build_release,
     serve,
 )
@@ -57,7 +58,11 @@ class TestReleaseBundle:
                 names = tar.getnames()
                 assert {n.split("/")[0] for n in names} == {f"logpulse-agent-{version}"}
                 assert f"logpulse-agent-{version}/logpulse-agent" in names
-                assert f"logpulse-agent-{version}/systemd/logpulse-agent-upgrade" in names
+                for script in ("logpulse-agent-upgrade", "logpulse-agent-probation"):
+                    member = tar.getmember(f"logpulse-agent-{version}/systemd/{script}")
+                    assert member.mode == 0o755
+                for unit in UNIT_NAMES:
+                    assert f"logpulse-agent-{version}/systemd/{unit}" in names
                 assert all(m.uid == 0 and m.gid == 0 for m in tar.getmembers())
 
     def test_bundle_is_built_for_a_small_daemon(self, real_releases: Path, tmp_path: Path) -> None:

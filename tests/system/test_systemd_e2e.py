@@ -4,11 +4,12 @@ In a booted Debian bookworm container (systemd as PID 1): the real installer is 
 local server into ``sh`` and installs a real self-contained release; it enrols against the
 reference server running on the host and starts the hardened ``Type=notify`` unit; a heartbeat
 arrives; an ``upgrade_agent`` action created through the admin API goes through the privileged
-request path (``logpulse-agent-upgrade.path`` → oneshot → installer) and ends ``done`` with the
-right versions while the agent runs the new bundle; an upgrade to a release that cannot run
-is rolled back by the installer and the action fails saying so; ``systemctl stop`` stops Vector (the
-stand-in) gracefully. Set ``LOGPULSE_E2E_TRANSCRIPT=path`` to keep the unit status and the
-action's final state.
+request path (``logpulse-agent-upgrade.path`` → oneshot → installer), passes a 30 s probation
+(the operator's line in ``install.env``) and ends ``done`` with the right versions while the
+agent runs the new bundle; an upgrade to a release that cannot run is rolled back by the
+installer and the action fails saying so; ``systemctl stop`` stops Vector (the stand-in)
+gracefully. The probation's own scenarios are in ``test_probation_e2e``. Set
+``LOGPULSE_E2E_TRANSCRIPT=path`` to keep the unit status and the action's final state.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ TEST_DROPIN = """\
 Environment=STANDIN_EVENTS=/var/lib/logpulse-agent/standin-events.jsonl
 """
 VECTOR_WRAPPER = '#!/bin/sh\nexec python3 /usr/local/lib/vector-standin/vector_standin.py "$@"\n'
+# An operator's line, there before the first install: kept by every installer run, and a short
+# probation so the upgrade below is promoted (or rolled back) within the test.
+INSTALL_ENV = "LOGPULSE_UPGRADE_PROBATION=30\n"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
@@ -123,6 +127,9 @@ def prepare(box: Container) -> None:
     dropin = box.root / "etc/systemd/system/logpulse-agent.service.d"
     dropin.mkdir(parents=True)
     (dropin / "e2e-test.conf").write_text(TEST_DROPIN)
+    opt = box.root / "opt/logpulse-agent"
+    opt.mkdir(parents=True)
+    (opt / "install.env").write_text(INSTALL_ENV)
 
 
 def agent_row(server: LiveServer) -> dict[str, Any] | None:
@@ -211,6 +218,11 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
     assert box.sh("readlink /opt/logpulse-agent/current").stdout.strip() == f"versions/{NEW}"
     assert box.sh("readlink /opt/logpulse-agent/previous").stdout.strip() == f"versions/{OLD}"
     assert "installer exited with status 0" in upgrade_log
+    assert f"logpulse-agent {NEW} passed probation" in upgrade_log  # done only once kept
+    assert not (box.root / "opt/logpulse-agent/probation").exists()
+    assert (
+        "LOGPULSE_UPGRADE_PROBATION=30" in (box.root / "opt/logpulse-agent/install.env").read_text()
+    )
     assert not (box.root / "var/lib/logpulse-agent/upgrade-request").exists()
     wait_for(
         "a heartbeat from the new version",
@@ -234,6 +246,11 @@ def test_install_enrol_heartbeat_upgrade_and_stop_under_systemd(
     )
     broken = upgrade(control_plane, row["id"], BROKEN)
     assert broken["status"] == "failed", broken
+    # The probation that began with the switch ends with the installer's reason.
+    assert broken["result"]["error"] == (
+        f"logpulse-agent {BROKEN} did not start (journalctl -u logpulse-agent); "
+        f"rolled back from {BROKEN} to {NEW}"
+    ), broken
     assert f"rolled back to {NEW}, which is running" in broken["result"]["log"], broken
     assert box.sh("readlink /opt/logpulse-agent/current").stdout.strip() == f"versions/{NEW}"
     assert box.sh("systemctl is-active logpulse-agent", check=False).stdout.strip() == "active"

@@ -210,6 +210,23 @@ class TestUpgradeHelper:
             )
             assert allowed_by_root.returncode == 0, host.log.read_text()
 
+    def test_refuses_to_fetch_the_installer_with_wget(self, host: Host, tmp_path: Path) -> None:
+        """Without curl the installer is not fetched at all: wget would follow a redirect from
+        https to http and has no size cap, so it is never the fallback."""
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        for directory in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+            for name in os.listdir(directory) if os.path.isdir(directory) else ():
+                link = bin_dir / name
+                if name != "curl" and not link.exists() and not link.is_symlink():
+                    link.symlink_to(Path(directory) / name)
+        host.ask("0.2.0")
+        done = host.run(PATH=str(bin_dir))
+        assert done.returncode == 2
+        assert "refused: curl is required to fetch the installer" in host.log.read_text()
+        assert host.server.requests == []
+        assert not (host.work / "installer.env").exists()
+
     def test_killing_the_agents_log_writer_does_not_kill_the_installer(self, host: Host) -> None:
         """The agent user owns the process appending to upgrade.log; killing it mid-upgrade
         must not SIGPIPE the root installer between switching `current` and restarting."""

@@ -2,10 +2,9 @@
 -- its health transitions, and what the HEC-compatible ingest has counted.
 -- Times are Unix seconds (REAL, UTC); JSON columns hold compact JSON text.
 
--- The latest heartbeat's `dataPlane` (normalised JSON, NULL when absent or null) and `health`.
+-- The latest heartbeat's `dataPlane` (normalised JSON, NULL when absent or null) and `health`
+-- (its state is `health_state`, added by 002_rollouts; reason and since here).
 ALTER TABLE agent_registrations ADD COLUMN data_plane TEXT;
-ALTER TABLE agent_registrations ADD COLUMN health_state TEXT
-    CHECK (health_state IN ('healthy', 'degraded', 'failed'));
 ALTER TABLE agent_registrations ADD COLUMN health_reason TEXT;
 ALTER TABLE agent_registrations ADD COLUMN health_since REAL;
 
