@@ -1,8 +1,10 @@
 """The demo: reference server + one enrolled agent + Vector (real when on PATH, else the stand-in).
 
-Everything lives under ``./demo`` (wiped at every start). Ctrl-C stops the agent (which stops
-Vector gracefully) and then the server. ``DEMO_ONESHOT=1`` exits once everything is up (the
-test suite runs the demo that way).
+Everything lives under ``./demo`` (wiped at every start). The group's demo_logs input makes
+Vector send about 40 events a second to the server's own HEC ingest, and the demo shows how
+many arrived before handing over. Ctrl-C stops the agent (which stops Vector gracefully) and
+then the server. ``DEMO_ONESHOT=1`` exits once everything is up (the test suite runs the demo
+that way).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = Path(os.environ.get("DEMO_DIR") or ROOT / "demo")
 BIN = Path(sys.executable).parent
 POLL, HEARTBEAT = 2, 5
+DEMO_INTERVAL = 0.025  # seconds between demo_logs events: 40 a second
+INGEST_WINDOW = 10.0  # seconds of ingest the demo counts before handing over
 
 
 def say(text: str = "") -> None:
@@ -109,7 +114,7 @@ def main() -> int:
             "-o",
             "format=json",
             "-o",
-            "interval=1",
+            f"interval={DEMO_INTERVAL}",
             env=env,
         )
         token_file = DEMO / "bootstrap-token"
@@ -156,13 +161,27 @@ def main() -> int:
 
         wait_for("the agent to apply its first config", healthy)
 
+        def agents() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = json.loads(run(srv, "agents", "list", "--json", env=env))
+            return rows
+
+        def ingested() -> int:
+            return sum(int(a["ingest"]["events"]) for a in agents())
+
+        wait_for("the first events to arrive at the ingest", lambda: ingested() > 0)
+        first, since = ingested(), time.monotonic()
+
         def reported() -> bool:
-            agents = json.loads(run(srv, "agents", "list", "--json", env=env))
-            return bool(agents) and all(
-                a["appliedConfigVersion"] == a["groupConfigVersion"] for a in agents
+            rows = agents()
+            return bool(rows) and all(
+                a["appliedConfigVersion"] == a["groupConfigVersion"] for a in rows
             )
 
         wait_for("a heartbeat reporting the applied version", reported, HEARTBEAT * 3)
+        time.sleep(max(0.0, since + INGEST_WINDOW - time.monotonic()))
+        counted, window = ingested() - first, time.monotonic() - since
+        host = agents()[0]["hostname"]
+        say(f"• ingest: {counted} events from {host} in the last {window:.0f} s")
         say("\n$ logpulse-agent status")
         say(run(agent_cli, "status", env=env, check=False).rstrip())
         say("\n$ logpulse-server agents list")
@@ -178,7 +197,10 @@ def main() -> int:
         say(f"""
 Try next, in another terminal (source demo/env.sh first):
   logpulse-agent status                        # what the daemon last recorded
-  logpulse-server agents list                  # online, applied vs group config version
+  logpulse-server agents list                  # online, config, HEALTH, EVENTS/s
+  logpulse-server tail demo -f                 # the events arriving at the server's ingest
+  logpulse-server ingest totals                # events and bytes per index/sourcetype/source
+  logpulse-server ingest pause --for 20s       # ingest answers 503: Vector retries, loses nothing
   logpulse-server input add demo syslog "syslog in" -o mode=udp -o address=127.0.0.1:5514
                                                # → a new config version; watch it roll out:
   logpulse-server agents list                  #   applied catches up within one poll ({POLL}s)

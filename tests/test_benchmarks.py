@@ -118,3 +118,25 @@ def test_ui_agents_page_times_each_scenario_against_a_seeded_fleet(tmp_path: Pat
         assert 0 < figures["median_ms"] <= figures["max_ms"]
         assert figures["bytes"] > 0
     assert "first page" in table and "bulk review" in table
+
+
+def test_ingest_throughput_sends_gzip_batches_that_are_counted(tmp_path: Path) -> None:
+    """Agents send real gzip HEC batches in both phases; the server counts every accepted one."""
+    result, table = run_script(
+        "ingest_throughput.py",
+        tmp_path,
+        *("--agents", "10", "--duration", "2", "--warmup", "1", "--rate", "5000"),
+        *("--variants", "2", "--batch-bytes", "200000"),
+    )
+    saturation, target = result["phases"]
+    assert saturation["events"] > 0 and saturation["errors"] == {}
+    assert target["batches"] > 0 and target["errors"] == {}
+    assert saturation["events_per_server_cpu_second"] > 0
+    # warm-up batches are counted by the server too, never fewer than the measured ones
+    assert result["server_counted_events"] >= saturation["events"] + target["events"]
+    assert 1 < result["batch"]["uncompressed_bytes"] / result["batch"]["gzip_bytes"] < 20
+    assert set(result["targets"]) == {
+        "events_per_server_cpu_second_ge_50000",
+        "p99_batch_lt_250_ms_at_target_rate",
+    }
+    assert "per srv CPU s" in table

@@ -168,6 +168,25 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def health_cell(health: dict[str, Any] | None) -> str:
+    """``healthy``, ``degraded: <reason>``…, or ``-`` while the agent reports none."""
+    if not health:
+        return "-"
+    reason = health.get("reason")
+    return _clip(f"{health['state']}: {reason}" if reason else str(health["state"]))
+
+
+def rate_cell(ingest: dict[str, Any] | None) -> str:
+    """Events per second this server's ingest received from the agent; ``-`` if it never did."""
+    if not ingest or not ingest.get("events"):
+        return "-"
+    return f"{ingest.get('eventsPerSecond', 0):.1f}"
+
+
 def agent_rows(agents: Sequence[dict[str, Any]]) -> list[list[Any]]:
     """The ``agents list`` table rows: who, where, how healthy, which versions."""
     rows = []
@@ -176,8 +195,7 @@ def agent_rows(agents: Sequence[dict[str, Any]]) -> list[list[Any]]:
         state = a["status"] if a["status"] == "revoked" else f"{a['status']} ({seen})"
         error = a["configError"]
         last_error = "-" if not error else f"v{error['configVersion']}: {error['message']}"
-        if len(last_error) > 60:
-            last_error = last_error[:59] + "…"
+        last_error = _clip(last_error)
         target = a["groupConfigVersion"]
         rows.append(
             [
@@ -188,6 +206,8 @@ def agent_rows(agents: Sequence[dict[str, Any]]) -> list[list[Any]]:
                 a["vectorVersion"],
                 f"{a['appliedConfigVersion']}/{'-' if target is None else target}",
                 "yes" if a["vectorRunning"] else "no",
+                health_cell(a.get("health")),
+                rate_cell(a.get("ingest")),
                 last_error,
                 a["id"],
             ]
@@ -203,6 +223,8 @@ AGENT_HEADERS = (
     "VECTOR",
     "CONFIG",
     "RUNNING",
+    "HEALTH",
+    "EVENTS/s",
     "LAST ERROR",
     "ID",
 )

@@ -38,8 +38,10 @@ def _page(request: Request) -> tuple[int, int]:
 @admin
 async def list_agents(request: Request, ctx: ServerContext) -> Response:
     status = _choice(request, "status", agents.STATUSES)
+    health = _choice(request, "health", agents.HEALTH_FILTERS)
     limit, offset = _page(request)
     now = ctx.clock()
+    ctx.ingest.counters.flush()  # rows show exact ingest counts
     with ctx.store.read() as conn:
         ref = request.query_params.get("group")
         group_id = None if ref is None else groups.resolve(conn, ref)["id"]
@@ -50,6 +52,7 @@ async def list_agents(request: Request, ctx: ServerContext) -> Response:
             group_id=group_id,
             status=status,
             host=request.query_params.get("host") or None,
+            health=health,
             limit=limit,
             offset=offset,
         )
@@ -58,6 +61,7 @@ async def list_agents(request: Request, ctx: ServerContext) -> Response:
 
 @admin
 async def get_agent(request: Request, ctx: ServerContext) -> Response:
+    ctx.ingest.counters.flush()
     with ctx.store.read() as conn:
         row = agents.get(conn, request.path_params["agent_id"])
     return ok(agents.to_json(row, ctx.clock(), ctx.offline_threshold))

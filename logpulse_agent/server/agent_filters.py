@@ -2,8 +2,9 @@
 summary and bulk selections (admin API and fleet pages alike).
 
 Filters: ``group_id``, ``status`` (``online`` / ``offline`` / ``revoked``, from the same
-offline threshold as :func:`logpulse_agent.server.agents.status_of`) and ``host`` (a
-case-insensitive substring of the hostname, taken literally). Every clause is one of the fixed
+offline threshold as :func:`logpulse_agent.server.agents.status_of`), ``host`` (a
+case-insensitive substring of the hostname, taken literally) and ``health`` (the last reported
+state, ``unknown`` for none). Every clause is one of the fixed
 strings below; values are always bound parameters.
 """
 
@@ -31,6 +32,7 @@ class AgentFilter:
     group_id: str | None = None
     status: str | None = None  # online | offline | revoked
     host: str | None = None  # case-insensitive part of the hostname, taken literally
+    health: str | None = None  # healthy | degraded | failed | unknown (none reported)
 
     def clause(self) -> tuple[str, list[Any]]:
         """The ``WHERE`` clause (over alias ``r``, empty when nothing filters) and its values."""
@@ -50,6 +52,11 @@ class AgentFilter:
                 "r.revoked_at IS NULL AND (r.last_heartbeat_at IS NULL OR r.last_heartbeat_at < ?)"
             )
             params.append(cutoff)
+        if self.health == "unknown":
+            where.append("r.health_state IS NULL")
+        elif self.health is not None:
+            where.append("r.health_state = ?")
+            params.append(self.health)
         if self.host:
             # LIKE is case-insensitive for ASCII in SQLite, which is what a host search wants.
             where.append("r.hostname LIKE ? ESCAPE '\\'")

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import actions, agents, enrolment, rollouts
+from logpulse_agent.server import actions, agent_health, agents, enrolment, rollouts
 from logpulse_agent.server.context import context
 from logpulse_agent.server.errors import ApiError
 from logpulse_agent.server.http import bearer_token, ok, query_int, read_json
@@ -99,6 +99,7 @@ async def heartbeat(request: Request) -> Response:
         body["actionResults"] = actions.usable_results(
             ctx.api, agent_id, body.get("actionResults") or []
         )
+        body = agent_health.usable_reports(ctx.api, agent_id, body)
     except ApiError:
         # Credentials are judged before the body: a stranger gets 401/403/404, not a 4xx
         # about the bytes it sent.

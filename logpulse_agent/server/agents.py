@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from logpulse_agent.redact import redact_value
-from logpulse_agent.server import actions, agent_filters, groups, rollouts
+from logpulse_agent.server import actions, agent_filters, agent_health, groups, rollouts
 from logpulse_agent.server.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from logpulse_agent.server.http import isotime
+from logpulse_agent.server.ingest_counters import ingest_json
 from logpulse_agent.server.tokens import is_agent_token, matches, token_hash
 
 DEFAULT_OFFLINE_THRESHOLD = 300.0  # seconds; the product's AGENT_OFFLINE_THRESHOLD_MS
 STATUSES = ("online", "offline", "revoked")
+HEALTH_FILTERS = (*agent_health.STATES, "unknown")  # unknown: no health reported
 CONFIG_ERROR_FIELDS = ("configVersion", "message", "at")
 
 
@@ -89,10 +91,13 @@ def record_heartbeat(
     # After a move the agent still reports versions of its old group until it fetches the new
     # group's config; until then the applied version stays at the 0 the move set.
     applied = 0 if agent.reset_pending else body["appliedConfigVersion"]
+    health = agent_health.health_columns(body)
+    agent_health.record(conn, agent.id, health, now)
     conn.execute(
         "UPDATE agent_registrations SET agent_version = ?, vector_version = ?,"
         " applied_config_version = ?, vector_running = ?, vector_started_at = ?,"
-        " last_heartbeat_at = ?, went_offline_at = NULL, last_config_error = ? WHERE id = ?",
+        " last_heartbeat_at = ?, went_offline_at = NULL, last_config_error = ?,"
+        " data_plane = ?, health_state = ?, health_reason = ?, health_since = ? WHERE id = ?",
         (
             body["agentVersion"],
             body.get("vectorVersion"),
@@ -101,6 +106,10 @@ def record_heartbeat(
             started_at,
             now,
             error_json,
+            health.data_plane,
+            health.state,
+            health.reason,
+            health.since,
             agent.id,
         ),
     )
@@ -142,11 +151,13 @@ def list_agents(
     group_id: str | None = None,
     status: str | None = None,
     host: str | None = None,
+    health: str | None = None,
     limit: int = 1000,
     offset: int = 0,
 ) -> list[sqlite3.Row]:
-    """Agents matching the filters, by hostname; ``host`` is a case-insensitive substring."""
-    which = agent_filters.AgentFilter(now, threshold, group_id, status, host)
+    """Agents matching the filters, by hostname: ``status`` (``STATUSES``), ``health``
+    (``HEALTH_FILTERS``, the last reported state), ``host`` (a case-insensitive substring)."""
+    which = agent_filters.AgentFilter(now, threshold, group_id, status, host, health)
     where, params = which.clause()
     # The page's rowids first (an index walk when the filters allow), then only those rows
     # joined: skipping OFFSET rows then costs index entries, not joined rows (deep pages of
@@ -216,4 +227,7 @@ def to_json(row: sqlite3.Row, now: float, threshold: float) -> dict[str, Any]:
         "configError": None if error is None else json.loads(error),
         "enrolledAt": isotime(row["enrolled_at"]),
         "revokedAt": isotime(row["revoked_at"]),
+        "dataPlane": agent_health.data_plane_of(row),
+        "health": agent_health.health_json(row),
+        "ingest": ingest_json(row, now),
     }

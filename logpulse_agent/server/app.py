@@ -20,11 +20,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from logpulse_agent.server import (
+    admin_dataplane_routes,
     admin_fleet_routes,
     admin_routes,
     agent_routes,
     checkpointer,
     config_versions,
+    ingest_routes,
     rollout_routes,
     rollouts,
     ui,
@@ -42,6 +44,8 @@ from logpulse_agent.server.http import (
     ok,
     unhandled_error_handler,
 )
+from logpulse_agent.server.ingest import DEFAULT_INGEST_BODY_LIMIT, Ingest
+from logpulse_agent.server.ingest_counters import DEFAULT_FLUSH_INTERVAL
 from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.render import IngestSettings, render_config
 from logpulse_agent.server.store import Store
@@ -73,6 +77,8 @@ def create_app(
     heartbeat_body_limit: int = HEARTBEAT_BODY_LIMIT,
     bulk_body_limit: int = BULK_BODY_LIMIT,
     config_cache_size: int = DEFAULT_CACHE_SIZE,
+    ingest_body_limit: int = DEFAULT_INGEST_BODY_LIMIT,
+    ingest_flush_interval: float | None = DEFAULT_FLUSH_INTERVAL,
     heartbeat_interval: float = rollouts.DEFAULT_HEARTBEAT_INTERVAL,
     rollout_interval: float | None = DEFAULT_ROLLOUT_INTERVAL,
     checkpoint_interval: float | None = checkpointer.DEFAULT_INTERVAL,
@@ -91,7 +97,10 @@ def create_app(
     ``sweeper.run_rollouts_once()``); ``heartbeat_interval`` is the agents' (two missed ones
     make an admitted agent a failure). ``checkpoint_interval``: while the app runs (lifespan),
     WAL checkpoints run on a thread that often instead of inside a request
-    (:mod:`.checkpointer`); ``None`` leaves them to SQLite.
+    (:mod:`.checkpointer`); ``None`` leaves them to SQLite. The HEC ingest
+    (``/services/collector/…``) accepts bodies up to ``ingest_body_limit`` bytes (compressed
+    and inflated) and writes its counters every ``ingest_flush_interval`` seconds (and before
+    every admin read; ``None``: only then and at shutdown).
     """
     ingest = ingest or IngestSettings(endpoint=DEFAULT_INGEST_URL)
     render_config([], "linux", ingest)  # ValueError now, not on the first poll, for a bad URL
@@ -113,6 +122,7 @@ def create_app(
         body_limit=body_limit,
         heartbeat_body_limit=heartbeat_body_limit,
         bulk_body_limit=bulk_body_limit,
+        ingest=Ingest(store, clock, body_limit=ingest_body_limit),
     )
 
     @contextlib.asynccontextmanager
@@ -127,6 +137,8 @@ def create_app(
             tasks.append(loop.create_task(sweeper.run_forever(sweep_interval)))
         if rollout_interval is not None:
             tasks.append(loop.create_task(sweeper.run_rollouts_forever(rollout_interval)))
+        if ingest_flush_interval is not None:
+            tasks.append(loop.create_task(ctx.ingest.counters.run_forever(ingest_flush_interval)))
         try:
             yield
         finally:
@@ -134,6 +146,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            ctx.ingest.counters.flush()
             if wal is not None:
                 wal.stop()
             store.close()
@@ -144,6 +157,8 @@ def create_app(
         *agent_routes.routes,
         *admin_routes.routes,
         *admin_fleet_routes.routes,
+        *admin_dataplane_routes.routes,
+        *ingest_routes.routes,
         *rollout_routes.routes,
         ui.mount(),
     ]

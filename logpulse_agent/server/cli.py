@@ -19,7 +19,7 @@ import click
 import structlog
 
 from logpulse_agent import __version__
-from logpulse_agent.server import cli_config, cli_fleet, cli_rollout
+from logpulse_agent.server import cli_config, cli_fleet, cli_ingest, cli_rollout
 
 DEFAULT_DB = "logpulse-server.db"
 
@@ -61,6 +61,14 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _public_url(sock: socket.socket) -> str:
+    """The URL agents reach this server at: the bound one, or this host's name for 0.0.0.0/::."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        return f"http://{socket.gethostname()}:{port}"
+    return _url(sock)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="logpulse-server")
 def main() -> None:
@@ -88,9 +96,14 @@ def main() -> None:
 @click.option(
     "--ingest-url",
     envvar="LOGPULSE_INGEST_URL",
-    default="http://127.0.0.1:8088",
-    show_default=True,
-    help="LogPulse HEC-style ingest base URL put in agents' configs.",
+    help="HEC ingest base URL put in agents' configs. Default: this server's own (public) URL,"
+    " whose /services/collector/event counts the events.",
+)
+@click.option(
+    "--public-url",
+    envvar="LOGPULSE_PUBLIC_URL",
+    help="The base URL agents reach this server at (e.g. behind a TLS proxy). Default: the"
+    " bound address, or this host's name when listening on 0.0.0.0 or ::.",
 )
 @click.option(
     "--offline-threshold",
@@ -148,7 +161,8 @@ def serve(
     db_path: Path,
     host: str,
     port: int,
-    ingest_url: str,
+    ingest_url: str | None,
+    public_url: str | None,
     offline_threshold: float,
     sweep_interval: float,
     heartbeat_interval: float,
@@ -172,19 +186,26 @@ def serve(
     from logpulse_agent.server.store import StoreError
 
     _configure_logging()
+    # Bound first: the rendered sinks point at this server's own URL, which --port 0 only
+    # knows once the kernel picked the port.
+    sock = _bind(host, port)
+    endpoint = ingest_url or (public_url or _public_url(sock)).rstrip("/")
+    option = "--ingest-url" if ingest_url else "--public-url"
     try:
         app = create_app(
             db_path,
             admin_token=os.environ.get("LOGPULSE_ADMIN_TOKEN") or None,
-            ingest=IngestSettings(endpoint=ingest_url),
+            ingest=IngestSettings(endpoint=endpoint),
             offline_threshold=offline_threshold,
             sweep_interval=sweep_interval,
             heartbeat_interval=heartbeat_interval,
         )
     except StoreError as exc:
+        sock.close()
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
-        raise click.ClickException(f"--ingest-url {ingest_url!r}: {exc}") from None
+        sock.close()
+        raise click.ClickException(f"{option} {endpoint!r}: {exc}") from None
     generated = app.state.generated_admin_token
     if generated:
         click.echo(
@@ -214,7 +235,6 @@ def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _request_stop)
-    sock = _bind(host, port)
     click.echo(f"logpulse-server listening on {_url(sock)}")
     sys.stdout.flush()
     try:
@@ -232,6 +252,8 @@ for _command in (
     cli_fleet.agents,
     cli_fleet.upgrade,
     cli_fleet.actions,
+    cli_ingest.tail,
+    cli_ingest.ingest,
     cli_rollout.rollout,
 ):
     main.add_command(_command)

@@ -65,15 +65,31 @@ def token_revoke(s: Session, token_id: str) -> None:
 
 @click.group()
 def agents() -> None:
-    """Enrolled agents: list, move, revoke."""
+    """Enrolled agents: list, health history, move, revoke."""
 
 
 @admin_command(agents, "list")
 @click.option("--group", "group_ref", help="Only this group (id or slug).")
 @click.option("--status", type=click.Choice(["online", "offline", "revoked"]))
-def agents_list(s: Session, group_ref: str | None, status: str | None) -> None:
-    rows = s.call("GET", "/agents", group=group_ref, status=status)
+@click.option(
+    "--health",
+    type=click.Choice(["healthy", "degraded", "failed", "unknown"]),
+    help="Only agents whose last reported health is this (unknown: none reported).",
+)
+def agents_list(s: Session, group_ref: str | None, status: str | None, health: str | None) -> None:
+    """HEALTH is what the agent last reported (state: reason); EVENTS/s is what this server's
+    ingest received from it over the last 10 s ("-": none ever)."""
+    rows = s.call("GET", "/agents", group=group_ref, status=status, health=health)
     s.emit(rows, table(AGENT_HEADERS, agent_rows(rows)) if rows else "no agents")
+
+
+@admin_command(agents, "health")
+@click.argument("agent_id")
+def agents_health(s: Session, agent_id: str) -> None:
+    """The agent's health transitions, newest first."""
+    rows = s.call("GET", f"/agents/{agent_id}/health")
+    lines = [[h["at"], h["state"], h["since"], h["reason"]] for h in rows]
+    s.emit(rows, table(("AT", "STATE", "SINCE", "REASON"), lines) if rows else "no health reported")
 
 
 @admin_command(agents, "move")

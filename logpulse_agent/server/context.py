@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from logpulse_agent.server.configs import ConfigCache
+from logpulse_agent.server.ingest import Ingest
 from logpulse_agent.server.openapi import OpenApi
 from logpulse_agent.server.store import Store
 from logpulse_agent.server.sweeps import Sweeper
@@ -25,6 +26,7 @@ class ServerContext:
     body_limit: int  # bytes, admin and enrol bodies
     heartbeat_body_limit: int  # bytes; results may carry an upgrade log tail
     bulk_body_limit: int  # bytes, bulk action creation (one id per agent)
+    ingest: Ingest  # the HEC-compatible ingest: counters, recent events, pause
     # Moved agents that send no etag -> (group id, version) last served to them (in memory:
     # after a restart such an agent is simply served it once more). See agent_routes.config.
     served_after_move: dict[str, tuple[str, int]] = field(default_factory=dict)

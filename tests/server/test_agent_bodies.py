@@ -213,6 +213,7 @@ def _sample(pattern: str) -> str:
         r"^EBT_[A-Za-z0-9_-]{43}$": "EBT_" + "1" * 43,
         r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$": "1.2.31",
         r"^sha256:[0-9a-f]{64}$": "sha256:" + "1" * 64,
+        r"^[^\x00-\x1f\x7f]+$": "out_ab",  # data-plane component ids, kinds, types
         r"^\d{1,3}(\.\d{1,3})?%$": "12.5%",  # a rollout phase
     }
     assert pattern in samples, f"add a sample for the new pattern {pattern!r}"

@@ -1,7 +1,9 @@
-"""``logpulse-server`` admin commands, run with CliRunner against a live server."""
+"""``logpulse-server`` admin commands, run with CliRunner against a live server (the data-plane
+ones too: HEALTH and EVENTS/s columns, ``agents health``, ``tail``, ``ingest …``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from logpulse_agent.server import admin_client, cli_config
-from logpulse_agent.server.admin_client import ago, parse_duration, parse_option, table
+from logpulse_agent.server.admin_client import (
+    ago,
+    health_cell,
+    parse_duration,
+    parse_option,
+    rate_cell,
+    table,
+)
 from logpulse_agent.server.cli import main
+from logpulse_agent.server.cli_ingest import event_line
 from tests.live_server import LiveServer, start_live_server
 from tests.server.harness import beat
 from tests.server.spec_check import SpecChecker
@@ -315,3 +325,159 @@ class TestHelpers:
         assert ago("2025-01-01T09:00:00Z", now) == "3h ago"
         assert ago(None, now) == "never"
         assert table(("A", "BB"), [["x", None]]) == "A  BB\nx  -"
+
+
+def send_events(server: LiveServer, token: str, *messages: str, host: str = "web-1") -> None:
+    body = "".join(
+        json.dumps({"event": {"message": m}, "host": host, "sourcetype": "agent_demo_logs",
+                    "source": "logpulse-agent", "index": "main"})
+        for m in messages
+    )  # fmt: skip
+    response = httpx.post(
+        server.url + "/services/collector/event",
+        content=body,
+        headers={"Authorization": f"Splunk {token}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def heartbeat(server: LiveServer, agent: dict[str, Any], **fields: Any) -> None:
+    response = httpx.post(
+        f"{server.url}/api/v1/agents/{agent['agentId']}/heartbeat",
+        json=beat(**fields),
+        headers={"Authorization": f"Bearer {agent['agentToken']}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+class TestAgentsList:
+    def test_health_and_events_per_second_columns(self, run: Any, server: LiveServer) -> None:
+        """HEALTH shows state and reason; EVENTS/s what the ingest got ("-": nothing yet)."""
+        run("group", "create", "hc")
+        sick = enrol(server, "hc", "a-sick")
+        quiet = enrol(server, "hc", "b-quiet")
+        reason = "sink out_3f2a: 41 request errors in 30 s (HTTP 403)"
+        since = "2025-06-15T15:00:00Z"
+        heartbeat(server, sick, health={"state": "degraded", "reason": reason, "since": since})
+        heartbeat(server, quiet)
+        send_events(server, sick["agentToken"], *(f"m{i}" for i in range(30)))
+        listed = run("agents", "list", "--group", "hc").stdout.splitlines()
+        header = listed[0]
+        assert "HEALTH" in header and "EVENTS/s" in header
+        assert header.index("RUNNING") < header.index("HEALTH") < header.index("EVENTS/s")
+        sick_row, quiet_row = listed[1], listed[2]
+        assert f"degraded: {reason}"[:59] in sick_row
+        rate = sick_row[header.index("EVENTS/s") :].split()[0]
+        assert float(rate) > 0
+        assert quiet_row[header.index("HEALTH") :].split()[:2] == ["healthy", "-"]
+
+    def test_health_filter(self, run: Any, server: LiveServer) -> None:
+        """--health degraded lists only agents whose last report was degraded."""
+        run("group", "create", "hf")
+        a = enrol(server, "hf", "hf-bad")
+        enrol(server, "hf", "hf-silent")
+        since = "2025-06-15T15:00:00Z"
+        heartbeat(server, a, health={"state": "degraded", "reason": "x", "since": since})
+        degraded = run("agents", "list", "--group", "hf", "--health", "degraded").stdout
+        assert "hf-bad" in degraded and "hf-silent" not in degraded
+        unknown = run("agents", "list", "--group", "hf", "--health", "unknown").stdout
+        assert "hf-silent" in unknown and "hf-bad" not in unknown
+
+    def test_agents_health_shows_transitions(self, run: Any, server: LiveServer) -> None:
+        """`agents health ID` lists the transitions, newest first."""
+        run("group", "create", "hh")
+        a = enrol(server, "hh", "hh-1")
+        since = "2025-06-15T15:00:00Z"
+        assert run("agents", "health", a["agentId"]).stdout.strip() == "no health reported"
+        heartbeat(server, a, health={"state": "healthy", "reason": None, "since": since})
+        heartbeat(server, a, health={"state": "failed", "reason": "vector down", "since": since})
+        lines = run("agents", "health", a["agentId"]).stdout.splitlines()
+        assert lines[0].split() == ["AT", "STATE", "SINCE", "REASON"]
+        assert "failed" in lines[1] and "vector down" in lines[1]
+        assert "healthy" in lines[2]
+
+
+class TestTail:
+    def test_tail_prints_the_groups_recent_events(self, run: Any, server: LiveServer) -> None:
+        """One line per event: time, host, index/sourcetype/source, the event."""
+        run("group", "create", "tl")
+        a = enrol(server, "tl", "tl-1")
+        send_events(server, a["agentToken"], "first", "second", "third")
+        lines = run("tail", "tl", "-n", "2").stdout.splitlines()
+        assert len(lines) == 2
+        assert " web-1 main/agent_demo_logs/logpulse-agent " in lines[0]
+        assert lines[0].endswith('{"message": "second"}')
+        assert lines[1].endswith('{"message": "third"}')
+        as_json = [json.loads(x) for x in run("tail", "tl", "--json").stdout.splitlines()]
+        assert [e["event"]["message"] for e in as_json] == ["first", "second", "third"]
+
+    def test_follow_prints_only_new_events(self, run: Any, server: LiveServer) -> None:
+        """--follow polls with the last seq seen, so no event is printed twice."""
+        run("group", "create", "tf")
+        a = enrol(server, "tf", "tf-1")
+        send_events(server, a["agentToken"], "one", "two")
+        out = run("tail", "tf", "-f", "--polls", "3", "--interval", "0.1").stdout.splitlines()
+        assert [line.rsplit(" ", 1)[-1] for line in out] == ['"one"}', '"two"}']
+
+    def test_unknown_group(self, run: Any) -> None:
+        result = run("tail", "nope", ok=False)
+        assert result.exit_code == 1 and "nope" in result.stderr
+
+    def test_events_cannot_drive_the_terminal(self) -> None:
+        """Escape sequences and newlines in an event are shown, not obeyed."""
+        line = event_line(
+            {
+                "receivedAt": "2025-06-15T15:00:00Z",
+                "host": "h\x1b[2J",
+                "agentId": "a" * 32,
+                "index": "main",
+                "sourcetype": "s",
+                "source": "x",
+                "event": "evil\x1b]0;title\x07\nsecond line",
+            }
+        )
+        assert "\x1b" not in line and "\n" not in line and "\\x1b" in line
+
+
+class TestIngestCommands:
+    def test_status_pause_resume(self, run: Any, server: LiveServer) -> None:
+        """pause answers 503 to sinks until resume; status says so."""
+        run("group", "create", "ip")
+        a = enrol(server, "ip", "ip-1")
+        paused = run("ingest", "pause", "--for", "5m").stdout
+        assert "paused until" in paused and "answering 503" in paused
+        response = httpx.post(
+            server.url + "/services/collector/event",
+            content=b'{"event": "x"}',
+            headers={"Authorization": f"Splunk {a['agentToken']}"},
+        )
+        assert response.status_code == 503
+        assert "server_is_busy=" in run("ingest", "status").stdout
+        assert run("ingest", "resume").stdout.startswith("ingest accepting")
+        bad = run("ingest", "pause", "--for", "2d", ok=False)
+        assert bad.exit_code == 2 and "--for" in bad.output
+
+    def test_totals(self, run: Any, server: LiveServer) -> None:
+        """Totals by the chosen dimensions, as a table."""
+        run("group", "create", "it")
+        a = enrol(server, "it", "it-1")
+        send_events(server, a["agentToken"], "x", "y")
+        lines = run("ingest", "totals", "--group", "it", "--by", "sourcetype").stdout.splitlines()
+        assert lines[0].split() == ["SOURCETYPE", "EVENTS", "BYTES", "LAST", "EVENT"]
+        assert lines[1].split()[:2] == ["agent_demo_logs", "2"]
+        empty = run("ingest", "totals", "--agent", enrol(server, "it", "it-2")["agentId"]).stdout
+        assert empty.strip() == "no events counted"
+
+
+class TestCells:
+    def test_health_cell(self) -> None:
+        assert health_cell(None) == "-"
+        assert health_cell({"state": "healthy", "reason": None}) == "healthy"
+        long = health_cell({"state": "degraded", "reason": "r" * 100})
+        assert len(long) == 60 and long.endswith("…")
+
+    def test_rate_cell(self) -> None:
+        assert rate_cell(None) == "-"
+        assert rate_cell({"events": 0, "eventsPerSecond": 0}) == "-"
+        assert rate_cell({"events": 12, "eventsPerSecond": 0}) == "0.0"
+        assert rate_cell({"events": 12, "eventsPerSecond": 41.25}) == "41.2"

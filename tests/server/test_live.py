@@ -118,6 +118,27 @@ class TestServe:
         (line,) = result.stderr.strip().splitlines()
         assert "--ingest-url" in line and reason in line
 
+    def test_sinks_point_at_the_servers_own_url_by_default(self, tmp_path: Path) -> None:
+        """Without --ingest-url the rendered sinks send to this server's own HEC ingest."""
+        with start_live_server(tmp_path) as server:
+            create_group_with_input(server, "web")
+            preview = server.admin("GET", "/groups/web/preview").text
+            assert f"endpoint: {server.url}\n" in preview
+
+    def test_public_url_is_what_agents_are_told(self, tmp_path: Path) -> None:
+        """--public-url (LOGPULSE_PUBLIC_URL) names the URL agents reach, e.g. behind TLS."""
+        env = {"LOGPULSE_PUBLIC_URL": "https://logpulse.example.com:8443/"}
+        with start_live_server(tmp_path / "a", env=env) as server:
+            create_group_with_input(server, "web")
+            preview = server.admin("GET", "/groups/web/preview").text
+            assert "endpoint: https://logpulse.example.com:8443\n" in preview
+        result = subprocess.run(
+            [sys.executable, "-m", "logpulse_agent.server.cli", "serve", "--port", "0",
+             "--db", str(tmp_path / "b.db"), "--public-url", "ftp://x"],
+            capture_output=True, text=True, timeout=20, env={**os.environ},
+        )  # fmt: skip
+        assert result.returncode == 1 and "--public-url 'ftp://x'" in result.stderr
+
     def test_busy_port_is_one_clear_line_and_exit_1(self, tmp_path: Path) -> None:
         """A port already taken is reported, not a traceback."""
         with start_live_server(tmp_path, event_hooks=HOOKS) as server:

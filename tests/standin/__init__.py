@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import select
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 STANDIN = Path(__file__).resolve().with_name("vector_standin.py")
 
@@ -32,6 +36,48 @@ sinks:
     type: blackhole
     inputs: [in]
 """
+
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+_SERIES_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? (\S+)(?: (-?\d+))?$")
+_LABEL_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def parse_metrics(text: str) -> Series:
+    """Prometheus text (as Vector's exporter writes it) as ``{(name, labels): value}``."""
+    found: Series = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SERIES_RE.match(line)
+        if match is None:
+            raise ValueError(f"not a Prometheus series line: {line!r}")
+        labels = frozenset(
+            (k, v.replace('\\"', '"').replace("\\\\", "\\"))
+            for k, v in _LABEL_RE.findall(match.group(2) or "")
+        )
+        found[(match.group(1), labels)] = float(match.group(3))
+    return found
+
+
+def scrape(address: str, timeout: float = 5.0) -> str:
+    """The body of ``GET http://<address>/metrics``."""
+    answer = httpx.get(f"http://{address}/metrics", timeout=timeout, trust_env=False)
+    answer.raise_for_status()
+    return answer.text
+
+
+def metric(series: Series, name: str, **labels: str) -> float:
+    """The sum of ``name`` over the series carrying ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in series.items() if n == name and wanted <= have)
 
 
 def install_standin(directory: Path) -> Path:

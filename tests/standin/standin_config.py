@@ -27,6 +27,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ OUTPUT = {
 }
 RATE_STATE: dict[tuple[str, str], tuple[float, int]] = {}  # call site -> (window start, count)
 UNLIMITED = {"Configuration error."}  # tagged internal_log_rate_limit = false (src/cli.rs)
+_LOCK = threading.RLock()  # sources, sinks and the exporter log from their own threads
 
 
 class Raw(str):
@@ -74,6 +76,11 @@ def log(level: str, target: str, message: str, /, **fields: Any) -> None:
     being suppressed to avoid flooding.", later ones vanish; after the window the count is
     reported ("has been suppressed N times.") and the event logged again.
     """
+    with _LOCK:
+        _limited(level, target, message, fields)
+
+
+def _limited(level: str, target: str, message: str, fields: dict[str, Any]) -> None:
     if message in UNLIMITED:
         return _write(level, target, message, fields)
     now, window = time.monotonic(), float(OUTPUT["rate_limit"])
@@ -114,7 +121,7 @@ def event(name: str, /, **fields: Any) -> None:
     """Append one JSON event to ``$STANDIN_EVENTS`` (if set) for the tests to read."""
     path = os.environ.get("STANDIN_EVENTS")
     if path:
-        with open(path, "a", encoding="utf-8") as handle:
+        with _LOCK, open(path, "a", encoding="utf-8") as handle:
             handle.write(
                 json.dumps({"event": name, "pid": os.getpid(), "at": time.time(), **fields}) + "\n"
             )

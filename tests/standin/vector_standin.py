@@ -38,6 +38,15 @@ log line that announces it, so a test that saw the line finds the event. ``STAND
 overrides the version; ``--log-format json`` switches to JSON log lines; log lines go through
 a copy of Vector's internal-log rate limiter (``--internal-log-rate-limit``, default 10 s).
 Loading, secrets and the shape checks live in ``standin_config.py``.
+
+Data plane (``standin_pipeline.py``): once started, ``demo_logs`` sources wired to
+``splunk_hec_logs`` sinks really generate events and send them as Vector's sink does
+(``standin_hec.py``, ``standin_sink.py``: batches, gzip, ``Authorization: Splunk <token>`` with
+the token the exec secret backend resolved, the health check at start, retries), and
+``internal_metrics`` → ``prometheus_exporter`` serves ``/metrics`` in Vector's text format
+(``standin_metrics.py``); counters start at zero in every process, as after a Vector restart.
+Every other component is inert and the log says so. Events ``hec_healthcheck`` and
+``hec_batch`` (status, events, delivered) join the event log.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import time
 from pathlib import Path
 
 from standin_config import OUTPUT, ConfigError, Loaded, Raw, build_errors, event, load, log
+from standin_pipeline import BindError, Pipeline
 
 VERSION = os.environ.get("STANDIN_VERSION", "0.57.0")
 EXIT_USAGE, EXIT_CONFIG = 64, 78  # exitcode::USAGE, exitcode::CONFIG
@@ -181,9 +191,11 @@ def start(paths: Paths) -> Loaded | int:
     return active
 
 
-def stop(reason: str, signame: str | None = None) -> int:
+def stop(reason: str, signame: str | None = None, pipeline: Pipeline | None = None) -> int:
     """Graceful shutdown: always exit 0 once started (app.rs ``FinishedApplication::stop``)."""
     log("INFO", "vector", "Vector is stopping.")
+    if pipeline is not None:
+        pipeline.stop()  # sources stop, sinks send what they hold once
     event("stopped", exit_code=0, reason=reason, signal=signame)
     log("INFO", "vector", "Vector has stopped.")
     return 0
@@ -198,13 +210,39 @@ def arm(active: Loaded) -> float | None:
     return None
 
 
+def launch(doc: dict[str, object], previous: Pipeline | None = None) -> Pipeline:
+    """The components of ``doc`` running (``previous`` stopped first, its exporters reused).
+
+    Raises :class:`BindError` when a prometheus_exporter cannot listen.
+    """
+    if previous is not None:
+        previous.stop(keep_exporters=True)
+    pipeline = Pipeline(doc)
+    try:
+        pipeline.start(previous)
+    except BindError as exc:
+        pipeline.stop()
+        log("ERROR", "vector::sinks::prometheus::exporter",
+            f"Failed to start Prometheus exporter: {exc}.")  # fmt: skip
+        crash = "An error occurred that Vector couldn't handle: the task completed with an error."
+        log("ERROR", "vector::topology", crash)
+        event("crashed", reason="prometheus_exporter_bind", sink=exc.sink, address=exc.address)
+        raise
+    return pipeline
+
+
 def run(paths: Paths) -> int:
     # Blocked from the start and taken synchronously with sigtimedwait: like Vector, which
     # installs its handlers before loading the config, no signal is lost or acted on early.
+    # Threads started later (metrics, sources, sinks) inherit the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     active = start(paths)
     if isinstance(active, int):
         return active
+    try:
+        pipeline = launch(active.doc)
+    except BindError:
+        return stop("crash")
     deadline, stopping = arm(active), False
     while True:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -215,10 +253,10 @@ def run(paths: Paths) -> int:
         if info is None and "crash-on-start" in active.switches:
             event("crashed")
             log("ERROR", RUNNING, 'The task for source "in" died during execution (crash-on-start)')
-            return stop("crash")
+            return stop("crash", pipeline=pipeline)
         if info is None:
             log("INFO", "vector::app", "All sources have finished.")
-            return stop("sources_finished")
+            return stop("sources_finished", pipeline=pipeline)
         name = signal.Signals(info.si_signo).name
         log("INFO", "vector::signal", "Signal received.", signal=name)
         if stopping:  # hang-on-sigterm: a stuck shutdown that only SIGKILL ends
@@ -227,6 +265,10 @@ def run(paths: Paths) -> int:
             new = reload(active, paths)
             if new is not None:
                 active, deadline = new, arm(new)
+                try:
+                    pipeline = launch(new.doc, pipeline)
+                except BindError:
+                    return stop("crash")
         elif info.si_signo == signal.SIGQUIT:
             event("stopped", exit_code=0, reason="quit", signal=name)
             log("INFO", "vector", "Vector has quit.")
@@ -237,7 +279,7 @@ def run(paths: Paths) -> int:
             stopping, deadline = True, None
         else:
             event("stopping", signal=name)
-            return stop("signal", name)
+            return stop("signal", name, pipeline)
 
 
 PATH_OPTS = {"--config-yaml": "yaml", "--config-json": "json", "--config-toml": "toml"}

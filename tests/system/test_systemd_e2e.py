@@ -115,8 +115,9 @@ def prepare(box: Container) -> None:
     """What this host has before the installer runs: the Vector stand-in and test settings."""
     lib = box.root / "usr/local/lib/vector-standin"
     lib.mkdir(parents=True)
-    for name in ("vector_standin.py", "standin_config.py"):
-        shutil.copy(REPO / "tests" / "standin" / name, lib / name)
+    for module in (REPO / "tests" / "standin").glob("*.py"):  # the script and its modules
+        if module.name != "__init__.py":
+            shutil.copy(module, lib / module.name)
     wrapper = box.root / "usr/local/bin/vector"
     wrapper.write_text(VECTOR_WRAPPER)
     wrapper.chmod(0o755)
