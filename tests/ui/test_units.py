@@ -141,6 +141,15 @@ class TestViews:
         assert view["eventsPerSecond"] == 30.0
         assert events_per_second(self.base(dataPlane={"windowSeconds": 0, "eventsOut": 5})) is None
 
+    def test_events_per_second_prefer_what_this_servers_ingest_received(self) -> None:
+        """The server's own count wins (as in ``agents list``); the agent's report is the
+        fallback for an ingest elsewhere."""
+        plane = {"windowSeconds": 10, "eventsOut": 100}
+        received = {"events": 5, "bytes": 9, "lastEventAt": "x", "eventsPerSecond": 2.5}
+        never = {"events": 0, "bytes": 0, "lastEventAt": None, "eventsPerSecond": 0.0}
+        assert events_per_second(self.base(dataPlane=plane, ingest=received)) == 2.5
+        assert events_per_second(self.base(dataPlane=plane, ingest=never)) == 10.0
+
     def test_an_action_outcome_is_its_first_error_line_or_the_versions(self) -> None:
         assert action_outcome({"result": {"error": "\n boom \n tail"}}) == "boom"
         assert action_outcome({"result": {"fromVersion": "1", "toVersion": "2"}}) == "1 → 2"

@@ -14,13 +14,15 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from logpulse_agent.server import actions, agent_filters, agents, groups
+from logpulse_agent.server import actions, agent_filters, agent_health, agents, groups
 from logpulse_agent.server.ui.auth import UiRequest, signed_in
 from logpulse_agent.server.ui.query import PER_PAGE_CHOICES, AgentQuery
 from logpulse_agent.server.ui.templating import now_utc, redirect
-from logpulse_agent.server.ui.views import action_view, agent_view
+from logpulse_agent.server.ui.views import action_view, agent_view, history_view
 
 RECENT_ACTIONS = 50
+HISTORY_SHOWN = 20  # health transitions (the server keeps 50)
+COMPONENTS_SHOWN = 20  # data-plane components, noisiest first as the agent sends them
 NOTICES = {
     "revoked": "The agent was revoked: its next request gets 403 and its pending actions were"
     " cancelled.",
@@ -34,11 +36,12 @@ NOTICES = {
 async def agents_page(ui: UiRequest) -> Response:
     query = AgentQuery.parse(ui.request.query_params)
     ctx, now = ui.ctx, ui.now
+    ctx.ingest.counters.flush()  # rows show exact ingest counts, as the admin API's do
     with ctx.store.read() as conn:
         group = groups.resolve(conn, query.group) if query.group else None
         group_id = None if group is None else group["id"]
         which = agent_filters.AgentFilter(
-            now, ctx.offline_threshold, group_id, query.status, query.host
+            now, ctx.offline_threshold, group_id, query.status, query.host, query.health
         )
         total = agent_filters.count(conn, which)
         rows = agents.list_agents(
@@ -48,6 +51,7 @@ async def agents_page(ui: UiRequest) -> Response:
             group_id=group_id,
             status=query.status,
             host=query.host,
+            health=query.health,
             limit=query.per,
             offset=query.offset,
         )
@@ -68,6 +72,7 @@ async def agents_page(ui: UiRequest) -> Response:
         groups=[groups.to_json(g) for g in group_list],
         per_choices=PER_PAGE_CHOICES,
         statuses=agents.STATUSES,
+        health_filters=agents.HEALTH_FILTERS,
         **values,
     )
 
@@ -76,17 +81,20 @@ async def agents_page(ui: UiRequest) -> Response:
 async def agent_page(ui: UiRequest) -> Response:
     ctx, now = ui.ctx, ui.now
     agent_id = ui.request.path_params["agent_id"]
+    ctx.ingest.counters.flush()
     with ctx.store.read() as conn:
         row = agents.get(conn, agent_id)
         recent = actions.list_actions(conn, agent_id=agent_id, limit=RECENT_ACTIONS)
         group_list = groups.list_all(conn)
+        history = agent_health.history(conn, agent_id, HISTORY_SHOWN)
     agent = agent_view(agents.to_json(row, now, ctx.offline_threshold), now_utc(now))
     return ui.page(
         "agent.html",
         agent=agent,
         actions=[action_view(actions.to_json(a)) for a in recent],
         groups=[groups.to_json(g) for g in group_list],
-        history=None,
+        history=[history_view(entry) for entry in history],
+        components=(agent.get("dataPlane") or {}).get("components", [])[:COMPONENTS_SHOWN],
         notice=NOTICES.get(ui.request.query_params.get("done", "")),
     )
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from logpulse_agent.server.agents import STATUSES
+from logpulse_agent.server.agents import HEALTH_FILTERS, STATUSES
 from logpulse_agent.server.errors import BadRequest
 
 DEFAULT_PER_PAGE = 50
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 MAX_HOST_SEARCH = 253  # the longest DNS name
-FILTER_FIELDS = ("group", "status", "host")
+FILTER_FIELDS = ("group", "status", "health", "host")
 
 
 def _int(params: Mapping[str, str], name: str, default: int) -> int:
@@ -39,6 +39,7 @@ class AgentQuery:
     group: str | None = None  # slug or id
     status: str | None = None
     host: str | None = None  # case-insensitive part of the hostname
+    health: str | None = None  # last reported state, or "unknown"
     page: int = 1
     per: int = DEFAULT_PER_PAGE
 
@@ -48,6 +49,10 @@ class AgentQuery:
         status = params.get("status") or None
         if status is not None and status not in STATUSES:
             raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status[:20]!r}")
+        health = params.get("health") or None
+        if health is not None and health not in HEALTH_FILTERS:
+            choices = ", ".join(HEALTH_FILTERS)
+            raise BadRequest(f"health must be one of {choices}, got {health[:20]!r}")
         host = (params.get("host") or "").strip() or None
         if host is not None and len(host) > MAX_HOST_SEARCH:
             raise BadRequest(f"the host search is longer than {MAX_HOST_SEARCH} characters")
@@ -59,7 +64,7 @@ class AgentQuery:
             choices = ", ".join(map(str, PER_PAGE_CHOICES))
             raise BadRequest(f"per must be one of {choices}, got {per}")
         group = (params.get("group") or "").strip() or None
-        return cls(group=group, status=status, host=host, page=page, per=per)
+        return cls(group=group, status=status, host=host, health=health, page=page, per=per)
 
     @property
     def offset(self) -> int:
@@ -67,7 +72,12 @@ class AgentQuery:
 
     def filters(self) -> dict[str, str]:
         """The filter fields that are set (for hidden inputs and links)."""
-        values = {"group": self.group, "status": self.status, "host": self.host}
+        values = {
+            "group": self.group,
+            "status": self.status,
+            "health": self.health,
+            "host": self.host,
+        }
         return {name: value for name, value in values.items() if value is not None}
 
     def link(self, **changes: Any) -> str:

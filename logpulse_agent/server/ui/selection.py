@@ -83,7 +83,9 @@ def resolve(
     if selection.query is not None:
         query = selection.query
         group_id = None if query.group is None else groups.resolve(conn, query.group)["id"]
-        which = agent_filters.AgentFilter(now, threshold, group_id, query.status, query.host)
+        which = agent_filters.AgentFilter(
+            now, threshold, group_id, query.status, query.host, query.health
+        )
         ids = agent_filters.unrevoked_ids(conn, which)
     else:
         ids = agent_filters.unrevoked_among(conn, selection.picked)

@@ -37,7 +37,15 @@ def status_tip(agent: dict[str, Any], now: datetime) -> str:
 
 
 def events_per_second(agent: dict[str, Any]) -> float | None:
-    """Events the agent's sinks sent per second over its last heartbeat window (SPEC §11.1)."""
+    """Events per second from this agent: what this server's ingest received from it (the
+    agents list's EVENTS/s, SPEC §11.2) when it ever received any, else what the agent's sinks
+    reported sending over its last heartbeat window (``dataPlane``, SPEC §11.1; an ingest
+    elsewhere); ``None`` when neither is known."""
+    ingest = agent.get("ingest")
+    if isinstance(ingest, dict) and ingest.get("lastEventAt") is not None:
+        rate = ingest.get("eventsPerSecond")
+        if isinstance(rate, (int, float)):
+            return float(rate)
     plane = agent.get("dataPlane")
     if not isinstance(plane, dict):
         return None
@@ -45,6 +53,11 @@ def events_per_second(agent: dict[str, Any]) -> float | None:
     if not isinstance(window, (int, float)) or window <= 0 or not isinstance(sent, (int, float)):
         return None
     return float(sent) / float(window)
+
+
+def history_view(entry: dict[str, Any]) -> dict[str, Any]:
+    """One health transition (``agent_health.history``) with its label."""
+    return {**entry, "stateLabel": HEALTH_LABELS.get(entry["state"], entry["state"])}
 
 
 def agent_view(agent: dict[str, Any], now: datetime) -> dict[str, Any]:
