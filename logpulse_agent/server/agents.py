@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from logpulse_agent.redact import redact_value
-from logpulse_agent.server import actions, agent_filters, agent_health, groups, rollouts
+from logpulse_agent.server import (
+    actions,
+    agent_filters,
+    agent_health,
+    config_versions,
+    groups,
+    rollouts,
+)
 from logpulse_agent.server.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from logpulse_agent.server.http import isotime
 from logpulse_agent.server.ingest_counters import ingest_json
+from logpulse_agent.server.rollout_machine import health_of
 from logpulse_agent.server.tokens import is_agent_token, matches, token_hash
 
 DEFAULT_OFFLINE_THRESHOLD = 300.0  # seconds; the product's AGENT_OFFLINE_THRESHOLD_MS
@@ -92,6 +100,14 @@ def record_heartbeat(
     # group's config; until then the applied version stays at the 0 the move set.
     applied = 0 if agent.reset_pending else body["appliedConfigVersion"]
     health = agent_health.health_columns(body)
+    if health.state is None:
+        # An agent from before SPEC §11.1: what its older fields mean. Vector stopped on a
+        # `{}` config is what that config asks for, not a failure.
+        empty = not running and config_versions.is_empty(
+            conn, agent.group_id, applied, agent.platform
+        )
+        implied = health_of(body, expect_running=not empty)
+        health = replace(health, state=implied.state, reason=implied.reason)
     agent_health.record(conn, agent.id, health, now)
     conn.execute(
         "UPDATE agent_registrations SET agent_version = ?, vector_version = ?,"

@@ -197,12 +197,9 @@ def observe_heartbeat(
     body: Mapping[str, Any],
     now: float,
 ) -> None:
-    """Note the agent's health, and move it along in every open rollout that admitted it."""
+    """Move the agent along in every open rollout that admitted it (its health is stored by
+    :func:`logpulse_agent.server.agents.record_heartbeat`)."""
     health = health_of(body)
-    conn.execute(
-        "UPDATE agent_registrations SET health_state = ? WHERE id = ? AND health_state IS NOT ?",
-        (health.state, agent_id, health.state),
-    )
     for row in conn.execute(_MEMBER_SQL, (agent_id,)).fetchall():
         if row["kind"] == "config":
             if row["rollout_group"] != group_id:

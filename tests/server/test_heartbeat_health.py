@@ -86,6 +86,27 @@ class TestStored:
         assert shown["dataPlane"] is None
         assert shown["health"] == {"state": "healthy", "reason": None, "since": None}
 
+    async def test_an_old_agent_stopped_on_an_empty_config_is_not_failed(
+        self, fleet: Fleet
+    ) -> None:
+        """Vector stopped on a `{}` config is what that config asks for: an agent without
+        `health` is judged healthy then, and failed only when a config with inputs is not run."""
+        group = await fleet.group("quiet")  # no inputs: the body is {}
+        agent = await fleet.enrol("quiet")
+        version = group["configVersion"]
+        assert (await fleet.config(agent)).content.strip() == b"{}"
+        await fleet.heartbeat(agent, appliedConfigVersion=version, vectorRunning=False)
+        assert (await fleet.agent(agent))["health"]["state"] == "healthy"
+        await fleet.group("busy", DEMO)
+        other = await fleet.enrol("busy")
+        await fleet.config(other)
+        await fleet.heartbeat(other, appliedConfigVersion=2, vectorRunning=False)
+        assert (await fleet.agent(other))["health"] == {
+            "state": "failed",
+            "reason": "Vector is not running",
+            "since": None,
+        }
+
     async def test_null_data_plane_means_metrics_unreadable(
         self, fleet: Fleet, agent: Agent
     ) -> None:
